@@ -1,0 +1,494 @@
+"""Typed configuration: dataclass schemas, YAML recipes and ``key=value`` overrides.
+
+Resolution order (later wins)::
+
+    dataclass defaults  (== configs/default.yaml, checked by a test)
+    configs/recipes/<recipe>.yaml          (``recipe=NAME``)
+    configs/cluster/<cluster>.yaml         (``cluster=NAME``, into ``cluster.*``)
+    command-line ``key=value`` overrides   (verl / hydra style dotted keys)
+
+Unknown keys and values of the wrong type fail at start-up with a
+:class:`ConfigError` naming the offending key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from rewards.params import RewardParams
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration problem found at start-up (unknown key, wrong type, bad value)."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class SyntheticConfig:
+    """Procedural synthetic videos written in the MeViS/ReVOS on-disk format."""
+
+    num_videos: int = 32
+    num_frames: int = 8
+    height: int = 112
+    width: int = 112
+    max_objects: int = 3
+    seed: int = 0
+    # "ramp": background colour channels ramp with x and y (gives a position
+    # signal that Qwen2.5-VL's vision tower, lacking absolute position
+    # embeddings, can learn from); "noise": textured noise; "plain".
+    background: str = "ramp"
+
+
+@dataclass
+class DataConfig:
+    # synthetic | mevis | revos | refytvos | davis
+    format: str = "synthetic"
+    # Folder that holds meta_expressions.json (and mask_dict.json or Annotations/).
+    root: str = "runs/data/synthetic"
+    split: str = "train"
+    # Training task of the built samples: ktg (keyframe target grounding),
+    # aks (agentic keyframe selection A/B), veason (keyframe + boxes over sampled frames).
+    task: str = "ktg"
+    # Model input size [width, height]; frames and cues are resized to it (aspect ignored).
+    input_size: list[int] = field(default_factory=lambda: [840, 840])
+    # Veason-R1: frames sampled per video; keyframe drawn from the top-k largest-area frames.
+    num_sampled_frames: int = 6
+    veason_keyframe_topk: int = 5
+    # AKS: ratio of single- to multi-target samples (3:1 in RCoT-Seg).
+    single_to_multi_ratio: float = 3.0
+    # Built training samples (JSONL or parquet). Empty: <run_dir>/data/<task>.jsonl.
+    samples_path: str = ""
+    # Held-out fraction of videos used for validation prompts.
+    val_fraction: float = 0.125
+    max_samples: int = -1
+    seed: int = 0
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+# ----------------------------------------------------------------------- rewards
+
+
+@dataclass
+class SegmenterConfig:
+    """Keyframe segmenter used by mask-IoU reward terms and by evaluation."""
+
+    # grabcut (CPU default, classical) | sam2 | oracle_box (fills the predicted box)
+    backend: str = "grabcut"
+    # SAM2 packaged config name, e.g. configs/sam2.1/sam2.1_hiera_t.yaml
+    sam2_config: str = "configs/sam2.1/sam2.1_hiera_t.yaml"
+    # SAM2 checkpoint; empty = random weights (meaningless masks, for tests).
+    checkpoint: str = ""
+    # SAM2 input resolution (1024 released; smaller for CPU tests).
+    image_size: int = 1024
+    device: str = "cpu"
+    grabcut_iterations: int = 3
+
+
+@dataclass
+class RewardConfig:
+    # visionreasoner | segzero_strict | rcot_ktg | rcot_aks | videoseg_r1 | veason_r1
+    name: str = "visionreasoner"
+    # Reward workers in the reward pool.
+    num_workers: int = 2
+    # Seconds before a reward call is considered lost and retried.
+    timeout_s: float = 120.0
+    max_retries: int = 2
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    params: RewardParams = field(default_factory=RewardParams)
+
+
+# ------------------------------------------------------------------------ models
+
+
+@dataclass
+class TinyModelConfig:
+    """Tiny random Qwen2.5-VL built offline when ``model.path`` is empty."""
+
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 2
+    num_key_value_heads: int = 1
+    head_dim: int = 64
+    vision_hidden_size: int = 32
+    vision_depth: int = 2
+    vision_num_heads: int = 2
+    vocab_size: int = 1024
+    seed: int = 0
+
+
+@dataclass
+class LoraConfig:
+    rank: int = 0  # 0 = full fine-tuning
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+@dataclass
+class ModelConfig:
+    # HF checkpoint dir (Qwen2.5-VL, processor included). Empty: the SFT output of the run,
+    # or a tiny model built offline.
+    path: str = ""
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    # float32 | bfloat16 | float16
+    dtype: str = "float32"
+    # sdpa | eager | flash_attention_2
+    attn_implementation: str = "sdpa"
+    gradient_checkpointing: bool = False
+    # Qwen2-VL image processor pixel bounds (None: the processor's own).
+    min_pixels: Optional[int] = None
+    max_pixels: Optional[int] = None
+
+
+# ----------------------------------------------------------------------- rollout
+
+
+@dataclass
+class RolloutConfig:
+    # hf (transformers generate; CPU) | vllm
+    backend: str = "hf"
+    n: int = 8
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    max_prompt_length: int = 3000
+    max_response_length: int = 2000
+    stop: list[str] = field(default_factory=lambda: ["</answer>"])
+    # Prompts per generate call of the hf backend.
+    micro_batch_size: int = 64
+    num_workers: int = 1
+    # vLLM only.
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.6
+    enable_sleep: bool = True
+    # Weight sync actor -> rollout, bucket size in MB.
+    weight_sync_bucket_mb: int = 256
+    # Sampling for validation rollouts.
+    val_temperature: float = 0.0
+    val_n: int = 1
+
+
+# ------------------------------------------------------------------------- actor
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-6
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    # constant | cosine
+    lr_scheduler: str = "constant"
+    warmup_ratio: float = 0.0
+    grad_clip: float = 1.0
+
+
+@dataclass
+class FSDPConfig:
+    # Mixed precision parameter / reduce dtypes (FSDP2 MixedPrecisionPolicy); "" = model dtype.
+    param_dtype: str = ""
+    reduce_dtype: str = "float32"
+    reshard_after_forward: bool = True
+    cpu_offload: bool = False
+
+
+@dataclass
+class ActorConfig:
+    num_workers: int = 2
+    # Prompts per optimizer step (x rollout.n responses).
+    ppo_mini_batch_size: int = 16
+    # Sequences per forward/backward on one worker.
+    ppo_micro_batch_size_per_worker: int = 8
+    ppo_epochs: int = 1
+    # Any policy loss registered in verl's core_algos (vanilla, gspo, clip_cov, ...).
+    policy_loss: str = "vanilla"
+    clip_ratio_low: float = 0.2
+    clip_ratio_high: float = 0.2
+    clip_ratio_c: float = 3.0
+    # token-mean | seq-mean-token-sum | seq-mean-token-mean | seq-mean-token-sum-norm
+    loss_agg_mode: str = "token-mean"
+    use_kl_loss: bool = True
+    kl_loss_coef: float = 0.01
+    # low_var_kl | kl | abs | mse | full (verl kl_penalty names)
+    kl_loss_type: str = "low_var_kl"
+    entropy_coeff: float = 0.0
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    fsdp: FSDPConfig = field(default_factory=FSDPConfig)
+
+
+@dataclass
+class AlgorithmConfig:
+    # Any advantage estimator registered in verl's core_algos (grpo, rloo, reinforce_plus_plus, ...).
+    adv_estimator: str = "grpo"
+    norm_adv_by_std_in_grpo: bool = True
+
+
+# ---------------------------------------------------------------------- trainer
+
+
+@dataclass
+class TrainerConfig:
+    project_name: str = "vrs-rl"
+    experiment_name: str = "quickstart"
+    # Run directory; checkpoints, metrics.jsonl, samples and W&B offline files go here.
+    run_dir: str = "runs/quickstart"
+    total_steps: int = 200
+    # Prompts per GRPO step (x rollout.n responses).
+    train_batch_size: int = 16
+    save_freq: int = 25
+    keep_last_checkpoints: int = 2
+    # Validation every k steps (0 = never) and at the end.
+    val_freq: int = 0
+    val_num_prompts: int = 32
+    # Sample table every k steps (0 = never).
+    log_samples_freq: int = 25
+    log_samples_count: int = 8
+    # auto (latest checkpoint in run_dir if any) | never | path to a checkpoint dir
+    resume: str = "auto"
+    seed: int = 0
+    # cpu | cuda
+    device: str = "cpu"
+    # Export an HF-format policy at the end of training.
+    export_hf: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    # online | offline | disabled
+    wandb_mode: str = "offline"
+    project: str = "vrs-rl"
+    entity: str = ""
+    group: str = ""
+    name: str = ""
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SFTConfig:
+    """CoT-SFT cold start (RCoT-Seg: LoRA rank 8, lr 1e-4, cosine, warmup 0.1, 1 epoch)."""
+
+    # Output checkpoint (HF format). Empty: <trainer.run_dir>/sft.
+    output_dir: str = ""
+    # Reuse an existing output_dir checkpoint instead of training again.
+    skip_if_exists: bool = True
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 32
+    micro_batch_size_per_worker: int = 16
+    num_workers: int = 1
+    lr: float = 1e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    log_freq: int = 25
+
+
+@dataclass
+class PoolConfig:
+    """One role's placement: how many workers, what each bundle holds, on which nodes."""
+
+    num_workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    # Name of a resource pool shared by colocated roles ("" = own pool).
+    colocate_with: str = ""
+    # PACK | SPREAD | STRICT_PACK | STRICT_SPREAD
+    strategy: str = "PACK"
+    # Custom Ray node resource the bundles require (e.g. "node:worker1"), "" = any node.
+    node_resource: str = ""
+
+
+@dataclass
+class ClusterConfig:
+    name: str = "local_cpu"
+    # Ray address; "" starts a local Ray instance.
+    address: str = ""
+    nodes: int = 1
+    devices_per_node: int = 0
+    # Reserve the whole job's bundles for Ray (CPU counts are soft on a laptop).
+    num_cpus: Optional[int] = None
+    actor: PoolConfig = field(default_factory=PoolConfig)
+    rollout: PoolConfig = field(default_factory=PoolConfig)
+    reference: PoolConfig = field(default_factory=PoolConfig)
+    reward: PoolConfig = field(default_factory=PoolConfig)
+    evaluator: PoolConfig = field(default_factory=PoolConfig)
+
+
+@dataclass
+class Config:
+    recipe: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    actor: ActorConfig = field(default_factory=ActorConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+
+# ------------------------------------------------------------------ validation
+
+_CHOICES: dict[str, Sequence[str]] = {
+    "data.format": ("synthetic", "mevis", "revos", "refytvos", "davis"),
+    "data.task": ("ktg", "aks", "veason"),
+    "data.synthetic.background": ("ramp", "noise", "plain"),
+    "reward.segmenter.backend": ("grabcut", "sam2", "oracle_box"),
+    "model.dtype": ("float32", "bfloat16", "float16"),
+    "model.attn_implementation": ("sdpa", "eager", "flash_attention_2"),
+    "rollout.backend": ("hf", "vllm"),
+    "actor.loss_agg_mode": ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
+    "actor.kl_loss_type": ("low_var_kl", "kl", "k1", "abs", "mse", "k2", "k3", "full"),
+    "actor.optim.lr_scheduler": ("constant", "cosine"),
+    "sft.lr_scheduler": ("constant", "cosine"),
+    "tracking.wandb_mode": ("online", "offline", "disabled"),
+    "trainer.device": ("cpu", "cuda"),
+}
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def validate(cfg: Config) -> Config:
+    """Check value ranges and choices that types alone cannot express."""
+    for key, choices in _CHOICES.items():
+        value = _get(cfg, key)
+        if value not in choices:
+            raise ConfigError(f"config key '{key}' = {value!r}; expected one of {list(choices)}")
+    from rewards import REWARD_NAMES  # local import: rewards imports nothing from rl
+
+    if cfg.reward.name not in REWARD_NAMES:
+        raise ConfigError(f"config key 'reward.name' = {cfg.reward.name!r}; expected one of {list(REWARD_NAMES)}")
+    if len(cfg.data.input_size) != 2 or min(cfg.data.input_size) <= 0:
+        raise ConfigError(f"config key 'data.input_size' must be [width, height] > 0, got {cfg.data.input_size}")
+    positive = ["rollout.n", "trainer.train_batch_size", "actor.num_workers", "actor.ppo_mini_batch_size",
+                "actor.ppo_micro_batch_size_per_worker", "actor.ppo_epochs", "reward.num_workers"]
+    for key in positive:
+        if _get(cfg, key) <= 0:
+            raise ConfigError(f"config key '{key}' must be > 0, got {_get(cfg, key)}")
+    if cfg.trainer.train_batch_size % cfg.actor.ppo_mini_batch_size:
+        raise ConfigError(
+            "config key 'actor.ppo_mini_batch_size' must divide 'trainer.train_batch_size' "
+            f"({cfg.actor.ppo_mini_batch_size} vs {cfg.trainer.train_batch_size})"
+        )
+    return cfg
+
+
+# --------------------------------------------------------------------- loading
+
+
+def _error_key(exc: OmegaConfBaseException) -> str:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    return str(key) if key else "?"
+
+
+def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, other)
+    except OmegaConfBaseException as exc:
+        msg = str(exc).splitlines()[0]
+        kind = "unknown config key" if "not in" in msg or "Key '" in msg and "not" in msg else "bad config value"
+        raise ConfigError(f"{kind} '{_error_key(exc)}' in {source}: {msg}") from None
+
+
+def _read_yaml(path: Path) -> DictConfig:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    return OmegaConf.load(path)
+
+
+def named_yaml(kind: str, name: str) -> Path:
+    """``configs/<kind>/<name>.yaml``, or ``name`` itself when it is a path."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    candidate = CONFIG_DIR / kind / f"{name}.yaml"
+    if not candidate.is_file():
+        known = sorted(p.stem for p in (CONFIG_DIR / kind).glob("*.yaml"))
+        raise ConfigError(f"unknown {kind[:-1] if kind.endswith('s') else kind} {name!r}; known: {known}")
+    return candidate
+
+
+def load_config(overrides: Sequence[str] = (), recipe: str | None = None) -> Config:
+    """Resolve a :class:`Config` from defaults, a recipe, a cluster file and ``key=value`` overrides.
+
+    ``overrides`` may contain ``recipe=NAME`` and ``cluster=NAME`` (names of files in
+    ``configs/recipes`` / ``configs/cluster``, or YAML paths); every other item is a
+    dotted ``key=value`` override.
+    """
+    cluster = None
+    dotlist: list[str] = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        key = key.lstrip("+")
+        if key == "recipe":
+            recipe = value
+        elif key == "cluster":
+            cluster = value
+        else:
+            dotlist.append(f"{key}={value}")
+
+    cfg = OmegaConf.structured(Config)
+    OmegaConf.set_struct(cfg, True)
+    if recipe:
+        path = named_yaml("recipes", recipe)
+        cfg = _merge(cfg, _read_yaml(path), str(path))
+        cfg.recipe = Path(recipe).stem
+    if cluster:
+        path = named_yaml("cluster", cluster)
+        cfg = _merge(cfg, OmegaConf.create({"cluster": _read_yaml(path)}), str(path))
+    try:
+        cli = OmegaConf.from_dotlist(dotlist)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"cannot parse overrides {dotlist}: {exc}") from None
+    cfg = _merge(cfg, cli, "command line")
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"bad config value '{_error_key(exc)}': {str(exc).splitlines()[0]}") from None
+    return validate(obj)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict (for W&B config, checkpoints and printing)."""
+    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+
+
+def to_yaml(cfg: Any) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def parse_cli(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split argv into ``key=value`` overrides and ``--flags``."""
+    overrides = [a for a in argv if "=" in a and not a.startswith("--")]
+    flags = [a for a in argv if a not in overrides]
+    return overrides, flags
+
+
+__all__ = [
+    "Config", "ConfigError", "load_config", "validate", "to_dict", "to_yaml", "parse_cli", "named_yaml",
+    "DataConfig", "SyntheticConfig", "RewardConfig", "SegmenterConfig", "ModelConfig", "TinyModelConfig",
+    "LoraConfig", "RolloutConfig", "ActorConfig", "OptimConfig", "FSDPConfig", "AlgorithmConfig",
+    "TrainerConfig", "TrackingConfig", "SFTConfig", "ClusterConfig", "PoolConfig", "MISSING",
+]
