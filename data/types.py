@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -48,6 +48,11 @@ class VideoSample:
     mask_loaders: dict[str, Callable[[int], np.ndarray]] = field(default_factory=dict, repr=False)
     # Optional per-frame foreground of *all* annotated objects (ReVOS mask_dict_foreground), for the R score.
     foreground_loader: Optional[Callable[[int], np.ndarray]] = field(default=None, repr=False)
+    # False for splits released without ground truth (MeViS valid, Ref-YouTube-VOS valid/test):
+    # expressions and frames are usable, masks are not.
+    has_masks: bool = True
+    # Format-specific extras (e.g. MeViS/ReVOS "vid_id", Ref-YouTube-VOS meta.json object categories).
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def num_frames(self) -> int:
@@ -61,10 +66,22 @@ class VideoSample:
 
     def object_mask(self, obj_id: str, index: int) -> np.ndarray:
         """``H x W`` bool mask of one object on frame ``index``."""
-        return self.mask_loaders[obj_id](index)
+        if not self.has_masks:
+            raise LookupError(f"{self.dataset}/{self.split} video {self.video_id!r} has no ground-truth masks")
+        if not -self.num_frames <= index < self.num_frames:
+            raise IndexError(f"frame index {index} out of range for video {self.video_id!r} ({self.num_frames} frames)")
+        try:
+            loader = self.mask_loaders[obj_id]
+        except KeyError:
+            raise KeyError(
+                f"video {self.video_id!r} has no mask for object {obj_id!r}; known: {sorted(self.mask_loaders)}"
+            ) from None
+        return loader(index % self.num_frames)
 
     def expression_mask(self, exp_id: str, index: int) -> np.ndarray:
         """``H x W`` bool union of the expression's objects on frame ``index`` (all False for no target)."""
+        if not self.has_masks:
+            raise LookupError(f"{self.dataset}/{self.split} video {self.video_id!r} has no ground-truth masks")
         mask = np.zeros((self.height, self.width), dtype=bool)
         for obj_id in self.expressions[exp_id].obj_ids:
             mask |= self.object_mask(obj_id, index)

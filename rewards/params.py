@@ -3,6 +3,20 @@
 ``rewards.compute(name, response, ground_truth, **params)`` builds the reward's
 params dataclass from ``params`` (an unknown name is a ``TypeError`` naming it);
 the training config carries one instance of each under ``reward.params.<name>``.
+
+Conventions shared by all rewards:
+
+* ``weight_*`` / ``lambda_*`` multiply one component each; the reward's score
+  is the weighted sum of its components (VideoSeg-R1 multiplies the sum by the
+  soft length factor).
+* ``invalid_item_policy`` says what a malformed answer item (missing key,
+  wrong length, non-numeric / NaN / inf / boolean coordinate, not a dict) does
+  to the accuracy term: ``"zero"`` (default, the reference code's behaviour:
+  its numpy conversion raises and the whole accuracy term is 0) or
+  ``"unmatched"`` (the item stays in the prediction count but scores only the
+  sub-terms whose inputs are valid).
+* ``strict_numeric_format``: the reference answer-format check only tests
+  "a list of 4" / "a list of 2"; ``True`` also requires finite numbers.
 """
 
 from __future__ import annotations
@@ -18,6 +32,14 @@ class VisionReasonerParams:
     box_l1_threshold: float = 10.0      # mean |box diff| < this -> 1
     point_threshold: float = 30.0       # point distance < this (and point in its box) -> 1
     max_objects: int = 120              # lists are capped at this many items
+    # Weights of the three per-pair accuracy sub-terms (accuracy max = their sum).
+    alpha_iou: float = 1.0
+    alpha_box: float = 1.0
+    alpha_pt: float = 1.0
+    # Non-repeat: 0 once this many repeated sentences were seen (reference code: 2).
+    non_repeat_max_repeats: int = 2
+    invalid_item_policy: str = "zero"   # zero | unmatched (see module docstring)
+    strict_numeric_format: bool = False
     weight_think_format: float = 1.0
     weight_answer_format: float = 1.0
     weight_accuracy: float = 1.0
@@ -26,11 +48,20 @@ class VisionReasonerParams:
 
 @dataclass
 class SegZeroStrictParams:
-    """Seg-Zero's original strict reward: 5 binary terms over one object (`bbox`, `points_1`, `points_2`)."""
+    """Seg-Zero's original strict reward (max 5): think format, answer format, box IoU, box L1, points.
 
-    iou_threshold: float = 0.5
-    box_l1_threshold: float = 10.0
-    point_l1_threshold: float = 100.0
+    One object, answer JSON ``{"bbox": [x1,y1,x2,y2], "points_1": [x,y], "points_2": [x,y]}``
+    (the first ``{...}`` in the response, as in the reference code).
+    """
+
+    iou_threshold: float = 0.5          # IoU > this -> 1 (intersection counted only when strictly overlapping)
+    box_l1_threshold: float = 10.0      # mean |box diff| < this -> 1
+    point_l1_threshold: float = 100.0   # mean distance of the best pairing of the two points < this -> 1
+    weight_think_format: float = 1.0
+    weight_answer_format: float = 1.0
+    weight_iou: float = 1.0
+    weight_box_l1: float = 1.0
+    weight_points: float = 1.0
 
 
 @dataclass
@@ -46,6 +77,8 @@ class RcotKtgParams:
     lambda_f: float = 1.0
     lambda_a: float = 1.0
     max_objects: int = 120
+    invalid_item_policy: str = "zero"
+    strict_numeric_format: bool = False
 
 
 @dataclass
@@ -59,7 +92,11 @@ class RcotAksParams:
 
 @dataclass
 class VideoSegR1Params:
-    """VideoSeg-R1: VisionReasoner reward + mask IoU through SAM2 + negative-point reward, times s(L)."""
+    """VideoSeg-R1: VisionReasoner reward + mask IoU through SAM2 + negative-point reward, times s(L).
+
+    Max = base max (7) + weight_mask_iou + weight_negative_point = 9 with the defaults.
+    Setting ``base.alpha_iou = 0`` makes the mask IoU replace the box IoU sub-term.
+    """
 
     base: VisionReasonerParams = field(default_factory=VisionReasonerParams)
     weight_mask_iou: float = 1.0
@@ -86,6 +123,8 @@ class VeasonR1Params:
     weight_spatial: float = 1.0
     weight_temporal: float = 1.0
     max_objects: int = 120
+    invalid_item_policy: str = "zero"
+    strict_numeric_format: bool = False
 
 
 @dataclass

@@ -47,6 +47,18 @@ class SyntheticConfig:
     # signal that Qwen2.5-VL's vision tower, lacking absolute position
     # embeddings, can learn from); "noise": textured noise; "plain".
     background: str = "ramp"
+    # Per-pixel Gaussian noise (0..255 scale) added to the background.
+    noise_std: float = 6.0
+    # Every expression's target (union of its objects) covers at least this
+    # fraction of the frame on at least one frame.
+    min_target_area: float = 0.02
+    # Largest shape extent (diameter) as a fraction of the shorter frame side.
+    max_object_size: float = 0.35
+    # Fastest speed of an object staying in view, fraction of the frame side per frame.
+    max_speed: float = 0.06
+    # Expressions kept per video (referring / reasoning / no-target, round robin).
+    max_expressions: int = 6
+    jpeg_quality: int = 95
 
 
 @dataclass
@@ -98,8 +110,6 @@ class SegmenterConfig:
 class RewardConfig:
     # visionreasoner | segzero_strict | rcot_ktg | rcot_aks | videoseg_r1 | veason_r1
     name: str = "visionreasoner"
-    # Reward workers in the reward pool.
-    num_workers: int = 2
     # Seconds before a reward call is considered lost and retried.
     timeout_s: float = 120.0
     max_retries: int = 2
@@ -117,7 +127,9 @@ class TinyModelConfig:
     hidden_size: int = 64
     intermediate_size: int = 128
     num_hidden_layers: int = 2
-    num_attention_heads: int = 2
+    # Qwen2.5-VL derives head_dim = hidden_size / num_attention_heads; head_dim must equal
+    # it (checked at build) and be >= 64 for vLLM on CPU.
+    num_attention_heads: int = 1
     num_key_value_heads: int = 1
     head_dim: int = 64
     vision_hidden_size: int = 32
@@ -169,7 +181,6 @@ class RolloutConfig:
     stop: list[str] = field(default_factory=lambda: ["</answer>"])
     # Prompts per generate call of the hf backend.
     micro_batch_size: int = 64
-    num_workers: int = 1
     # vLLM only.
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.6
@@ -206,7 +217,6 @@ class FSDPConfig:
 
 @dataclass
 class ActorConfig:
-    num_workers: int = 2
     # Prompts per optimizer step (x rollout.n responses).
     ppo_mini_batch_size: int = 16
     # Sequences per forward/backward on one worker.
@@ -287,7 +297,6 @@ class SFTConfig:
     max_steps: int = -1
     batch_size: int = 32
     micro_batch_size_per_worker: int = 16
-    num_workers: int = 1
     lr: float = 1e-4
     lr_scheduler: str = "cosine"
     warmup_ratio: float = 0.1
@@ -380,8 +389,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'reward.name' = {cfg.reward.name!r}; expected one of {list(REWARD_NAMES)}")
     if len(cfg.data.input_size) != 2 or min(cfg.data.input_size) <= 0:
         raise ConfigError(f"config key 'data.input_size' must be [width, height] > 0, got {cfg.data.input_size}")
-    positive = ["rollout.n", "trainer.train_batch_size", "actor.num_workers", "actor.ppo_mini_batch_size",
-                "actor.ppo_micro_batch_size_per_worker", "actor.ppo_epochs", "reward.num_workers"]
+    positive = ["rollout.n", "trainer.train_batch_size", "cluster.actor.num_workers", "actor.ppo_mini_batch_size",
+                "actor.ppo_micro_batch_size_per_worker", "actor.ppo_epochs", "cluster.rollout.num_workers",
+                "cluster.reward.num_workers"]
     for key in positive:
         if _get(cfg, key) <= 0:
             raise ConfigError(f"config key '{key}' must be > 0, got {_get(cfg, key)}")
@@ -389,6 +399,12 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(
             "config key 'actor.ppo_mini_batch_size' must divide 'trainer.train_batch_size' "
             f"({cfg.actor.ppo_mini_batch_size} vs {cfg.trainer.train_batch_size})"
+        )
+    sequences = cfg.actor.ppo_mini_batch_size * cfg.rollout.n
+    if sequences % cfg.cluster.actor.num_workers:
+        raise ConfigError(
+            "every actor rank needs the same number of sequences: actor.ppo_mini_batch_size x rollout.n "
+            f"= {sequences} is not divisible by cluster.actor.num_workers = {cfg.cluster.actor.num_workers}"
         )
     return cfg
 
@@ -453,7 +469,12 @@ def load_config(overrides: Sequence[str] = (), recipe: str | None = None) -> Con
     OmegaConf.set_struct(cfg, True)
     if recipe:
         path = named_yaml("recipes", recipe)
-        cfg = _merge(cfg, _read_yaml(path), str(path))
+        recipe_cfg = _read_yaml(path)
+        # A recipe names its default cluster file: `cluster: 1x8gpu`.
+        if isinstance(recipe_cfg.get("cluster"), str):
+            recipe_cluster = recipe_cfg.pop("cluster")
+            cluster = cluster or recipe_cluster
+        cfg = _merge(cfg, recipe_cfg, str(path))
         cfg.recipe = Path(recipe).stem
     if cluster:
         path = named_yaml("cluster", cluster)

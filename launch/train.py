@@ -1,0 +1,74 @@
+"""GRPO training: ``python -m launch.train recipe=NAME [cluster=NAME] key=value ... [--dry-run]``.
+
+With no argument it runs the ``quickstart`` recipe from the current folder: synthetic
+data, tiny Qwen2.5-VL, CoT-SFT cold start (made or found), then GRPO on local Ray;
+the run directory (``metrics.jsonl``, checkpoints, W&B offline files) is written under
+``runs/quickstart``. Running the same command again after an interruption resumes
+from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from launch.common import (config_from_argv, init_ray, prepare_data, save_resolved_config, setup_logging,
+                           shutdown_ray)
+from rl.config import Config, to_yaml
+
+log = logging.getLogger("launch.train")
+
+
+def resolve_policy(cfg: Config) -> str:
+    """``model.path`` when given, else this run's SFT checkpoint (trained if missing)."""
+    if cfg.model.path:
+        if not Path(cfg.model.path).exists():
+            raise FileNotFoundError(f"model.path does not exist: {cfg.model.path}")
+        return cfg.model.path
+    from launch.sft import ensure_sft_checkpoint
+
+    return str(ensure_sft_checkpoint(cfg))
+
+
+def dry_run(cfg: Config) -> int:
+    from rl.driver import build_placement
+
+    print(to_yaml(cfg))
+    print(build_placement(cfg).describe())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    setup_logging()
+    cfg, flags = config_from_argv(list(sys.argv[1:] if argv is None else argv))
+    if "--dry-run" in flags:
+        return dry_run(cfg)
+    unknown = [f for f in flags if f != "--dry-run"]
+    if unknown:
+        print(f"unknown argument(s): {unknown}; use key=value overrides or --dry-run", file=sys.stderr)
+        return 2
+    save_resolved_config(cfg)
+    from rl.driver import GRPOTrainer
+
+    trainer = None
+    try:
+        policy = resolve_policy(cfg)
+        data = prepare_data(cfg)
+        init_ray(cfg)
+        trainer = GRPOTrainer(cfg, policy, data.train, data.val)
+        trainer.setup()
+        last = trainer.fit()
+        log.info("finished at step %d: %s", trainer.global_step,
+                 {k: round(v, 4) for k, v in last.items() if k.startswith(("critic/score", "val/"))})
+        print(f"run directory: {cfg.trainer.run_dir}")
+    finally:
+        if trainer is not None:
+            trainer.shutdown()
+        shutdown_ray()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,306 @@
+"""The single controller: one GRPO step, in order (the only place that knows the order).
+
+::
+
+    1 rollout group   generate(prompts, n)            -> responses (ids, text, logprobs)
+    2 reward pool     score(groups)                   ┐ started as Ray futures and
+    3 reference group log-probs(responses)            ├ overlapped
+    4 actor group     old log-probs(responses)        ┘
+    5 driver          advantages (verl core_algos estimator)
+    6 actor group     update(batch)                   -> actor/* metrics
+    7 weight sync     actor rank 0 -> rollout workers (bucketed, not through the driver)
+    8 tracking        metrics.jsonl + W&B; checkpoint every k steps; validation every m steps
+
+:class:`GRPOTrainer` is a short template method: :meth:`fit` loops over
+:meth:`train_step`; subclasses can override a phase without touching the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rl.algos import compute_advantages
+from rl.batch import RolloutBatch, flatten_rollout, reward_metrics
+from rl.checkpoint import CheckpointManager
+from rl.config import Config, to_dict
+from rl.placement import PlacementPlan
+from rl.prompt_loader import PromptLoader
+from rl.timing import PhaseTimer
+from rl.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Groups:
+    """The Ray worker groups of a run."""
+
+    actor: Any
+    rollout: Any
+    reward: Any
+    reference: Optional[Any] = None
+
+    def shutdown(self) -> None:
+        for g in (self.rollout, self.reward, self.reference, self.actor):
+            if g is not None:
+                g.shutdown()
+
+
+def build_placement(cfg: Config) -> PlacementPlan:
+    needs_ref = cfg.actor.use_kl_loss and cfg.actor.kl_loss_coef > 0
+    roles = {
+        "actor": cfg.cluster.actor.num_workers,
+        "rollout": cfg.cluster.rollout.num_workers,
+        "reference": cfg.cluster.reference.num_workers if needs_ref else 0,
+        "reward": cfg.cluster.reward.num_workers,
+    }
+    return PlacementPlan(cfg.cluster, roles)
+
+
+def build_groups(cfg: Config, plan: PlacementPlan, model_path: str, reference_path: str,
+                 total_updates: int) -> Groups:
+    from rl.workers.policy_group import PolicyGroup
+    from rl.workers.reward_pool import RewardPool
+    from rl.workers.rollout_group import RolloutGroup
+
+    actor = PolicyGroup(
+        "actor", plan, model_path=model_path, model_cfg=cfg.model, actor_cfg=cfg.actor, total_steps=total_updates
+    )
+    reference = None
+    if "reference" in plan.slots:
+        reference = PolicyGroup("reference", plan, model_path=reference_path, model_cfg=cfg.model, actor_cfg=cfg.actor)
+    rollout = RolloutGroup(cfg.rollout, model_path, plan, device=cfg.trainer.device)
+    reward = RewardPool(cfg.reward, [plan.actor_options("reward", i) for i in range(plan.slots["reward"].num_workers)])
+    return Groups(actor=actor, rollout=rollout, reward=reward, reference=reference)
+
+
+class GRPOTrainer:
+    def __init__(self, cfg: Config, model_path: str, train_records: list[dict], val_records: Sequence[dict] = (),
+                 reference_path: Optional[str] = None):
+        self.cfg = cfg
+        self.model_path = model_path
+        self.reference_path = reference_path or model_path
+        self.run_dir = Path(cfg.trainer.run_dir)
+        self.loader = PromptLoader(train_records, cfg.trainer.train_batch_size, seed=cfg.trainer.seed)
+        self.val_records = list(val_records)
+        self.ckpt = CheckpointManager(self.run_dir, keep_last=cfg.trainer.keep_last_checkpoints)
+        self.timer = PhaseTimer()
+        self.global_step = 0
+        self.groups: Optional[Groups] = None
+        self.tracker: Optional[Tracker] = None
+        self.plan: Optional[PlacementPlan] = None
+        self._stop_requested = False
+        self._processor = None
+
+    # ------------------------------------------------------------ lifecycle
+    def setup(self) -> None:
+        from rl.models.loading import load_processor
+        from rl.rollout.base import SamplingParams
+
+        self._processor = load_processor(self.model_path)
+        self.sampling = SamplingParams.from_config(self.cfg.rollout)
+        self.val_sampling = SamplingParams.from_config(self.cfg.rollout, validation=True)
+        self.plan = build_placement(self.cfg)
+        self.plan.create()
+        updates = self.cfg.trainer.total_steps * self.cfg.actor.ppo_epochs * (
+            self.cfg.trainer.train_batch_size // self.cfg.actor.ppo_mini_batch_size)
+        self.groups = build_groups(self.cfg, self.plan, self.model_path, self.reference_path, updates)
+        state = self._maybe_resume()
+        self.tracker = Tracker(
+            self.run_dir, self.cfg.tracking, to_dict(self.cfg),
+            run_id=state.get("wandb_run_id") if state else None,
+            resume_step=self.global_step if state else None,
+            default_name=self.cfg.trainer.experiment_name,
+        )
+        if state:
+            # The rollout engine starts from the initial weights: sync the resumed actor into it.
+            self.groups.actor.push_weights(self.groups.rollout.workers, self.cfg.rollout.weight_sync_bucket_mb)
+
+    def _maybe_resume(self) -> Optional[dict[str, Any]]:
+        mode = self.cfg.trainer.resume
+        if mode == "never":
+            return None
+        path = self.ckpt.latest() if mode == "auto" else Path(mode)
+        if path is None:
+            return None
+        state = self.ckpt.load_state(path)
+        self.groups.actor.call_all("load_checkpoint", str(self.ckpt.model_dir(path)))
+        self.loader.load_state_dict(state["loader"])
+        self._restore_rng(state["rng"])
+        self.global_step = int(state["step"])
+        log.info("resumed from %s at step %d", path, self.global_step)
+        return state
+
+    def shutdown(self) -> None:
+        if self.tracker is not None:
+            self.tracker.finish()
+        if self.groups is not None:
+            self.groups.shutdown()
+        if self.plan is not None:
+            self.plan.remove()
+
+    def request_stop(self, *_: Any) -> None:
+        """SIGINT/SIGTERM: finish the current step, save a checkpoint, exit cleanly."""
+        self._stop_requested = True
+
+    # ------------------------------------------------------------ template
+    def fit(self) -> dict[str, float]:
+        previous = {s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        last: dict[str, float] = {}
+        try:
+            total = self.cfg.trainer.total_steps
+            bar = tqdm(total=total, initial=self.global_step, desc="GRPO", unit="step", dynamic_ncols=True)
+            while self.global_step < total and not self._stop_requested:
+                self.global_step += 1
+                metrics = self.train_step()
+                if self._due(self.cfg.trainer.val_freq) or (self.global_step == total and self.cfg.trainer.val_freq):
+                    with self.timer.phase("testing"):
+                        metrics.update(self.validate())
+                if self._due(self.cfg.trainer.save_freq) or self.global_step == total or self._stop_requested:
+                    with self.timer.phase("save_checkpoint"):
+                        self.save_checkpoint()
+                metrics.update({k: v for k, v in self.timer.metrics().items() if k not in metrics})
+                self.tracker.log(metrics, self.global_step)
+                last = metrics
+                bar.update(1)
+                bar.set_postfix(score=f"{metrics.get('critic/score/mean', float('nan')):.3f}",
+                                step_s=f"{metrics.get('timing_s/step', 0):.1f}")
+            bar.close()
+            if self.cfg.trainer.export_hf and self.global_step >= total:
+                self.groups.actor.call_all("export_hf", str(self.run_dir / "export"))
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        return last
+
+    def _due(self, freq: int) -> bool:
+        return freq > 0 and self.global_step % freq == 0
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.cfg
+        self.timer.reset()
+        step_start = time.perf_counter()
+        records = self.loader.next_batch()
+        busy: dict[str, float] = {}
+
+        with self.timer.phase("gen"):
+            outputs, busy["gen"] = self.groups.rollout.generate(records, self.sampling)
+        batch = flatten_rollout(records, outputs, n=cfg.rollout.n)
+
+        # Rewards start first (per group, asynchronously) and overlap the log-prob phases.
+        pending = self.groups.reward.submit(batch.reward_groups())
+        with self.timer.phase("encode"):
+            encoded = batch.encode(self._processor)
+            shards = [_put(s) for s in self.groups.actor.shard(encoded)]
+        ref_futures = self.groups.reference.compute_log_prob_async(shards) if self.groups.reference else None
+        old_futures = self.groups.actor.compute_log_prob_async(shards)
+
+        with self.timer.phase("reward"):
+            scored = self.groups.reward.collect(pending)
+        batch.set_rewards(scored, failed=pending.failures, restarts=pending.restarts)
+        with self.timer.phase("old_log_prob"):
+            old_parts, busy["old_log_prob"] = self.groups.actor.gather(old_futures)
+        ref_log_probs = None
+        if ref_futures is not None:
+            with self.timer.phase("ref"):
+                ref_parts, busy["ref"] = self.groups.reference.gather(ref_futures)
+            ref_log_probs = torch.cat(ref_parts)
+        old_log_probs = torch.cat(old_parts)
+
+        with self.timer.phase("adv"):
+            advantages, _ = compute_advantages(
+                torch.as_tensor(batch.scores, dtype=torch.float32), encoded.response_mask,
+                np.asarray(batch.group_index), cfg.algorithm,
+            )
+        with self.timer.phase("update_actor"):
+            actor_metrics = self._update_actor(encoded, advantages, old_log_probs, ref_log_probs)
+        with self.timer.phase("update_weights"):
+            sent_bytes, _ = self.groups.actor.push_weights(self.groups.rollout.workers, cfg.rollout.weight_sync_bucket_mb)
+
+        step_time = time.perf_counter() - step_start
+        metrics: dict[str, float] = {"training/global_step": self.global_step,
+                                     "training/epoch": self.loader.state.epoch}
+        metrics.update(reward_metrics(batch, encoded, advantages, max_response_length=cfg.rollout.max_response_length))
+        metrics.update(actor_metrics)
+        metrics.update(self.timer.metrics())
+        metrics["timing_s/step"] = step_time
+        metrics.update({f"timing_busy_s/{k}": v for k, v in busy.items()})
+        total_tokens = int(encoded.attention_mask.sum())
+        metrics["perf/total_num_tokens"] = total_tokens
+        metrics["perf/time_per_step"] = step_time
+        metrics["perf/throughput"] = total_tokens / step_time / max(1, self.groups.actor.world_size)
+        metrics["perf/weight_sync_mb"] = sent_bytes / 2**20
+        if self._due(cfg.trainer.log_samples_freq):
+            self.tracker.log_samples(batch.sample_rows(cfg.trainer.log_samples_count), self.global_step)
+        return metrics
+
+    def _update_actor(self, encoded, advantages, old_log_probs, ref_log_probs) -> dict[str, float]:
+        group = self.groups.actor
+        num_tokens = int(encoded.response_mask.sum())
+        num_seqs = len(encoded)
+        enc_shards = group.shard(encoded)
+        adv_shards = group.shard(advantages)
+        old_shards = group.shard(old_log_probs)
+        ref_shards = group.shard(ref_log_probs) if ref_log_probs is not None else [None] * group.world_size
+        futures = group.call_async(
+            "update_policy",
+            [(e, a, o, r, num_tokens, num_seqs) for e, a, o, r in zip(enc_shards, adv_shards, old_shards, ref_shards)],
+        )
+        results, _ = group.gather(futures)
+        return dict(results[0])
+
+    # ------------------------------------------------------------ validation
+    def validate(self) -> dict[str, float]:
+        """Greedy rollouts on held-out prompts, scored with the training reward (``val/...``)."""
+        if not self.val_records:
+            return {}
+        records = self.val_records[: self.cfg.trainer.val_num_prompts]
+        outputs, _ = self.groups.rollout.generate(records, self.val_sampling)
+        batch = flatten_rollout(records, outputs, n=self.cfg.rollout.val_n)
+        pending = self.groups.reward.submit(batch.reward_groups())
+        batch.set_rewards(self.groups.reward.collect(pending), failed=pending.failures, restarts=pending.restarts)
+        out = {"val/score/mean": float(np.mean(batch.scores))}
+        for name, values in batch.components.items():
+            out[f"val/reward/{name}"] = float(np.mean(values))
+        self.tracker.log_samples(batch.sample_rows(self.cfg.trainer.log_samples_count), self.global_step, table="val_samples")
+        return out
+
+    # ------------------------------------------------------------ checkpoints
+    def save_checkpoint(self) -> Path:
+        path = self.ckpt.begin(self.global_step)
+        self.groups.actor.call_all("save_checkpoint", str(self.ckpt.model_dir(path)))
+        self.ckpt.commit(path, {
+            "step": self.global_step,
+            "loader": self.loader.state_dict(),
+            "rng": self._rng_state(),
+            "wandb_run_id": self.tracker.run_id if self.tracker else None,
+        })
+        return path
+
+    @staticmethod
+    def _rng_state() -> dict[str, Any]:
+        return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+    @staticmethod
+    def _restore_rng(state: dict[str, Any]) -> None:
+        if not state:
+            return
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        torch.set_rng_state(state["torch"])
+
+
+def _put(value: Any) -> Any:
+    import ray
+
+    return ray.put(value)

@@ -1,0 +1,112 @@
+"""Teacher-forced log-probs (and entropy) of response tokens under the policy.
+
+Used by the actor (differentiable, for the PPO/GRPO loss), the reference model and SFT.
+Only the logits of response positions are materialised: the model's ``logits_to_keep``
+is given the column indices ``P-1 .. P+R-2`` (the positions that predict the response
+tokens), so a 152k vocabulary costs ``B x R x V`` instead of ``B x L x V``. The batch is
+first trimmed to the columns any row uses; outputs are padded back to ``(B, R)``.
+The model is always called through its own ``forward`` (so FSDP / PEFT wrappers work).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rl.models.encoded_batch import EncodedBatch
+from rl.models.mrope import MRopeIndexer
+
+__all__ = ["policy_logprobs", "response_logits", "token_logprobs_from_logits", "sft_loss", "masked_mean"]
+
+
+def _underlying_config(model):
+    config = getattr(model, "config", None)
+    if config is None and hasattr(model, "module"):
+        config = model.module.config
+    return config
+
+
+def _check_rope(model, batch: EncodedBatch) -> None:
+    config = _underlying_config(model)
+    if config is None or not hasattr(config, "vision_config"):
+        return
+    expected = MRopeIndexer.from_model_config(config).params
+    if tuple(batch.rope_params) != tuple(expected):
+        raise ValueError(
+            f"EncodedBatch position ids were computed with (spatial_merge_size, tokens_per_second)="
+            f"{tuple(batch.rope_params)} but the model uses {expected}; build the batch with "
+            "rope=MRopeIndexer.from_model_config(model.config)"
+        )
+
+
+def response_logits(model, batch: EncodedBatch) -> torch.Tensor:
+    """Raw logits that predict each response token: ``(B, R, V)`` (model dtype).
+
+    ``batch`` must already be on the model's device. Row ``i``, column ``j`` holds the
+    logits at sequence column ``P + j - 1``.
+    """
+    p, r = batch.prompt_width, batch.response_width
+    if p < 1:
+        raise ValueError("EncodedBatch has no prompt columns; a response token needs a preceding token")
+    keep = torch.arange(p - 1, p - 1 + r, device=batch.input_ids.device)
+    out = model(**batch.model_inputs(), use_cache=False, logits_to_keep=keep)
+    return out.logits
+
+
+def token_logprobs_from_logits(
+    logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``log_softmax(logits / temperature)`` at ``tokens`` and optionally the entropy.
+
+    logits: ``(..., V)``; tokens: ``(...)`` long. Returns float32 tensors of ``tokens.shape``.
+    """
+    scaled = logits.float() / temperature
+    lse = torch.logsumexp(scaled, dim=-1)
+    logp = scaled.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - lse
+    entropy = None
+    if with_entropy:
+        probs = torch.softmax(scaled, dim=-1)
+        entropy = lse - (probs * scaled).sum(-1)
+    return logp, entropy
+
+
+def policy_logprobs(
+    model, batch: EncodedBatch, temperature: float = 1.0, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs ``(B, R)`` of ``batch.responses`` under ``model`` (logits / ``temperature``),
+    and the entropy ``(B, R)`` of the full next-token distribution when ``with_entropy``.
+
+    Differentiable when called with grad enabled. Values at masked response positions
+    (``response_mask == 0``) are 0. float32 outputs on the batch's device.
+    """
+    if temperature <= 0:
+        raise ValueError(f"policy_logprobs temperature must be > 0, got {temperature}")
+    _check_rope(model, batch)
+    b, r = len(batch), batch.response_width
+    trimmed = batch.trimmed()
+    logp_full = torch.zeros((b, r), dtype=torch.float32, device=batch.device)
+    ent_full = torch.zeros((b, r), dtype=torch.float32, device=batch.device) if with_entropy else None
+    if trimmed.response_width == 0:
+        return logp_full, ent_full
+    logits = response_logits(model, trimmed)
+    logp, ent = token_logprobs_from_logits(logits, trimmed.responses, temperature, with_entropy)
+    mask = trimmed.response_mask.bool()
+    rt = trimmed.response_width
+    logp = torch.where(mask, logp, torch.zeros_like(logp))
+    logp_full = torch.cat([logp, logp_full[:, rt:]], dim=1) if rt < r else logp
+    if with_entropy:
+        ent = torch.where(mask, ent, torch.zeros_like(ent))
+        ent_full = torch.cat([ent, ent_full[:, rt:]], dim=1) if rt < r else ent
+    return logp_full, ent_full
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over ``mask == 1`` (0 when the mask is empty)."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def sft_loss(model, batch: EncodedBatch) -> torch.Tensor:
+    """Token-mean negative log-likelihood of the responses (``-mean logp`` over ``response_mask``)."""
+    logp, _ = policy_logprobs(model, batch)
+    return -masked_mean(logp, batch.response_mask)
+

@@ -1,0 +1,84 @@
+"""CoT-SFT cold start on the same FSDP2 policy workers as GRPO.
+
+Trains on each record's ``prompt`` -> ``sft_target`` (reasoning + answer)
+with token-mean NLL over the target tokens, full or LoRA (``sft.lora.rank``),
+and exports an HF checkpoint: the GRPO starting point and KL reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from tqdm import tqdm
+
+from rl.config import Config
+from rl.placement import PlacementPlan
+from rl.prompt_loader import PromptLoader
+from rl.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+COMPLETE_MARKER = "sft_complete.json"
+
+
+def sft_output_dir(cfg: Config) -> Path:
+    return Path(cfg.sft.output_dir) if cfg.sft.output_dir else Path(cfg.trainer.run_dir) / "sft"
+
+
+def is_complete(path: Path) -> bool:
+    return (path / COMPLETE_MARKER).is_file() and (path / "config.json").is_file()
+
+
+def sft_steps(cfg: Config, num_records: int) -> int:
+    if cfg.sft.max_steps > 0:
+        return cfg.sft.max_steps
+    return max(1, math.ceil(cfg.sft.epochs * num_records / cfg.sft.batch_size))
+
+
+def run_sft(cfg: Config, init_path: str, records: Sequence[dict[str, Any]]) -> Path:
+    """Fine-tune ``init_path`` on ``records``; returns the exported HF checkpoint dir."""
+    import json
+
+    from rl.models.inputs import encode_for_sft
+    from rl.models.loading import load_processor
+    from rl.workers.policy_group import PolicyGroup
+
+    out_dir = sft_output_dir(cfg)
+    records = [r for r in records if r.get("sft_target")]
+    if not records:
+        raise ValueError("SFT: no record carries an 'sft_target' (build the data with data.build first)")
+    steps = sft_steps(cfg, len(records))
+    plan = PlacementPlan(cfg.cluster, {"actor": cfg.cluster.actor.num_workers})
+    plan.create()
+    group = None
+    tracker = Tracker(out_dir / "logs", cfg.tracking.__class__(wandb_mode="disabled"), {}, default_name="sft")
+    try:
+        group = PolicyGroup("sft", plan, placement_role="actor", model_path=init_path, model_cfg=cfg.model,
+                            actor_cfg=cfg.actor, sft_cfg=cfg.sft, total_steps=steps)
+        processor = load_processor(init_path)
+        loader = PromptLoader(list(records), min(cfg.sft.batch_size, len(records)), seed=cfg.trainer.seed)
+        bar = tqdm(range(1, steps + 1), desc="SFT", unit="step", dynamic_ncols=True)
+        for step in bar:
+            batch_records = loader.next_batch()
+            encoded = encode_for_sft(processor, batch_records, [r["sft_target"] for r in batch_records])
+            num_tokens = int(encoded.response_mask.sum())
+            shards = group.shard(encoded) if len(encoded) % group.world_size == 0 else None
+            if shards is None:
+                raise ValueError(f"SFT batch {len(encoded)} not divisible by {group.world_size} ranks")
+            results, _ = group.gather(group.call_async("sft_step", [(s, num_tokens) for s in shards]))
+            metrics = dict(results[0])
+            tracker.log(metrics, step)
+            if step % max(1, cfg.sft.log_freq) == 0 or step == steps:
+                bar.set_postfix(loss=f"{metrics.get('sft/loss', float('nan')):.3f}")
+                log.info("sft step %d/%d %s", step, steps, {k: round(v, 4) for k, v in metrics.items()})
+        group.call_all("export_hf", str(out_dir))
+        (out_dir / COMPLETE_MARKER).write_text(json.dumps({"steps": steps, "init": str(init_path)}))
+    finally:
+        tracker.finish()
+        if group is not None:
+            group.shutdown()
+        plan.remove()
+    return out_dir

@@ -1,0 +1,179 @@
+"""Reward pool: Ray actors that score GRPO groups, with restart-and-retry.
+
+Each :class:`RewardWorker` holds the reward recipe's frozen models (the
+segmenter for mask-IoU terms, the propagator for temporal terms), built once
+per worker. The driver submits one task per GRPO group (the n responses share
+one ground truth, so a segmenter encodes the keyframe once) and collects the
+results later, so reward work overlaps the reference / old-log-prob phases.
+
+A worker that dies or does not answer within ``reward.timeout_s`` is killed,
+restarted and its groups resubmitted; after ``reward.max_retries`` failed
+attempts a group's samples are kept with score 0 and ``reward_failed = 1``
+(counted in ``reward/failed``), so a step always completes with every sample
+scored or explicitly marked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+from rl.config import RewardConfig
+
+log = logging.getLogger(__name__)
+
+MASK_REWARDS = {"videoseg_r1"}          # need a segmenter
+VIDEO_REWARDS = {"veason_r1"}           # need a propagator
+
+
+class RewardWorker:
+    """Scores groups of responses with one reward recipe (runs inside a Ray actor)."""
+
+    def __init__(self, cfg: RewardConfig, torch_threads: int = 1):
+        import torch
+
+        torch.set_num_threads(torch_threads)
+        self.cfg = cfg
+        self.params = getattr(cfg.params, cfg.name)
+        self.segmenter = None
+        self.propagator = None
+        if cfg.name in MASK_REWARDS:
+            from rewards.segmentation.factory import build_segmenter
+
+            self.segmenter = build_segmenter(cfg.segmenter)
+        if cfg.name in VIDEO_REWARDS:
+            from rewards.segmentation.factory import default_propagator
+
+            self.propagator = default_propagator()
+
+    def ping(self) -> bool:
+        return True
+
+    def score_group(
+        self, responses: Sequence[str], ground_truth: dict[str, Any], response_lengths: Sequence[int]
+    ) -> list[dict[str, float]]:
+        from rewards import compute_group
+
+        return compute_group(
+            self.cfg.name,
+            list(responses),
+            ground_truth,
+            segmenter=self.segmenter,
+            propagator=self.propagator,
+            response_lengths=list(response_lengths),
+            params=self.params,
+        )
+
+
+@dataclass
+class GroupTask:
+    responses: list[str]
+    ground_truth: dict[str, Any]
+    response_lengths: list[int]
+    attempts: int = 0
+    result: Optional[list[dict[str, float]]] = None
+    worker: int = -1
+    generation: int = 0     # restart count of the worker when dispatched
+    future: Any = None
+    submitted_at: float = 0.0
+
+
+@dataclass
+class PendingScores:
+    tasks: list[GroupTask]
+    restarts: int = 0
+    failures: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class RewardPool:
+    """A set of :class:`RewardWorker` Ray actors placed by the placement plan."""
+
+    def __init__(self, cfg: RewardConfig, actor_options: Sequence[dict[str, Any]]):
+        import ray
+
+        self.cfg = cfg
+        self._options = list(actor_options)
+        self._remote_cls = ray.remote(max_restarts=0)(RewardWorker)
+        self.workers = [self._start(i) for i in range(len(self._options))]
+        self.generations = [0] * len(self.workers)
+        ray.get([w.ping.remote() for w in self.workers])
+        self._next = 0
+
+    def _start(self, index: int):
+        return self._remote_cls.options(**self._options[index]).remote(self.cfg)
+
+    def restart(self, index: int) -> None:
+        import ray
+
+        self.generations[index] += 1
+
+        try:
+            ray.kill(self.workers[index], no_restart=True)
+        except Exception:  # noqa: BLE001 - already dead
+            pass
+        self.workers[index] = self._start(index)
+
+    def _dispatch(self, task: GroupTask) -> None:
+        index = self._next % len(self.workers)
+        self._next += 1
+        task.worker = index
+        task.generation = self.generations[index]
+        task.attempts += 1
+        task.submitted_at = time.monotonic()
+        task.future = self.workers[index].score_group.remote(task.responses, task.ground_truth, task.response_lengths)
+
+    def submit(self, groups: Sequence[tuple[list[str], dict[str, Any], list[int]]]) -> PendingScores:
+        """Start scoring; returns at once. ``groups``: (responses, ground truth, response token counts)."""
+        pending = PendingScores([GroupTask(list(r), gt, list(n)) for r, gt, n in groups])
+        for task in pending.tasks:
+            self._dispatch(task)
+        return pending
+
+    def collect(self, pending: PendingScores) -> list[list[dict[str, float]]]:
+        """Block until every group is scored or marked failed; one list of component dicts per group."""
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+        while True:
+            waiting = [t for t in pending.tasks if t.result is None]
+            if not waiting:
+                break
+            ready, _ = ray.wait([t.future for t in waiting], num_returns=1, timeout=1.0)
+            now = time.monotonic()
+            for task in waiting:
+                done = any(task.future == r for r in ready)
+                timed_out = not done and now - task.submitted_at > self.cfg.timeout_s
+                if not done and not timed_out:
+                    continue
+                try:
+                    if timed_out:
+                        raise GetTimeoutError(f"reward worker {task.worker} timed out after {self.cfg.timeout_s}s")
+                    task.result = ray.get(task.future)
+                except (RayActorError, GetTimeoutError, RayTaskError) as exc:
+                    self._handle_failure(task, exc, pending, restart=not isinstance(exc, RayTaskError))
+        return [t.result for t in pending.tasks]  # type: ignore[misc]
+
+    def _handle_failure(self, task: GroupTask, exc: Exception, pending: PendingScores, restart: bool) -> None:
+        log.warning("reward group failed on worker %d (attempt %d): %s", task.worker, task.attempts, exc)
+        # Several groups may have been on the same dead worker: restart it only once.
+        if restart and task.generation == self.generations[task.worker]:
+            self.restart(task.worker)
+            pending.restarts += 1
+        if task.attempts <= self.cfg.max_retries:
+            self._dispatch(task)
+            return
+        pending.failures += 1
+        task.result = [{"score": 0.0, "reward_failed": 1.0} for _ in task.responses]
+
+    def shutdown(self) -> None:
+        import ray
+
+        for w in self.workers:
+            try:
+                ray.kill(w, no_restart=True)
+            except Exception:  # noqa: BLE001
+                pass
+        self.workers = []

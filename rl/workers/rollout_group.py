@@ -1,0 +1,90 @@
+"""Ray actors around a rollout backend (transformers on CPU, vLLM on GPU).
+
+Prompts are split across the rollout workers in contiguous blocks; outputs
+come back in prompt order. Weights arrive bucket by bucket from the actor's
+rank 0 (:meth:`update_weights`), then :meth:`finish_weight_update` resets the
+engine's caches so no stale prefix / encoder state survives a sync.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Sequence
+
+from rl.config import RolloutConfig
+from rl.placement import PlacementPlan
+
+
+class RolloutActor:
+    def __init__(self, cfg: RolloutConfig, model_path: str, device: str = "cpu", torch_threads: int = 1):
+        import torch
+
+        torch.set_num_threads(torch_threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads))
+        from rl.rollout import build_rollout_backend
+
+        self.backend = build_rollout_backend(cfg, model_path, device=device)
+
+    def generate(self, prompts: list[dict[str, Any]], params: Any) -> tuple[Any, float]:
+        start = time.perf_counter()
+        out = self.backend.generate(prompts, params)
+        return out, time.perf_counter() - start
+
+    def update_weights(self, bucket: list[tuple[str, Any]]) -> bool:
+        self.backend.update_weights(iter(bucket))
+        return True
+
+    def finish_weight_update(self) -> bool:
+        self.backend.reset_caches()
+        return True
+
+    def sleep(self) -> bool:
+        if getattr(self.backend, "supports_sleep", False):
+            self.backend.sleep()
+        return True
+
+    def wake(self) -> bool:
+        if getattr(self.backend, "supports_sleep", False):
+            self.backend.wake()
+        return True
+
+    def ping(self) -> bool:
+        return True
+
+
+class RolloutGroup:
+    def __init__(self, cfg: RolloutConfig, model_path: str, plan: PlacementPlan, device: str = "cpu",
+                 torch_threads: int = 1):
+        import ray
+
+        n = plan.slots["rollout"].num_workers
+        cls = ray.remote(RolloutActor)
+        self.workers = [
+            cls.options(**plan.actor_options("rollout", i)).remote(cfg, model_path, device, torch_threads)
+            for i in range(n)
+        ]
+        ray.get([w.ping.remote() for w in self.workers])
+
+    def generate(self, prompts: Sequence[dict[str, Any]], params: Any) -> tuple[list[Any], float]:
+        """Split prompts over the workers; returns the per-worker outputs in prompt order and the
+        slowest worker's seconds."""
+        import ray
+
+        k = min(len(self.workers), len(prompts))
+        bounds = [round(i * len(prompts) / k) for i in range(k + 1)]
+        futures = [
+            self.workers[i].generate.remote(list(prompts[bounds[i] : bounds[i + 1]]), params) for i in range(k)
+        ]
+        results = ray.get(futures)
+        return [r for r, _ in results], max(t for _, t in results)
+
+    def shutdown(self) -> None:
+        import ray
+
+        for w in self.workers:
+            try:
+                ray.kill(w, no_restart=True)
+            except Exception:  # noqa: BLE001
+                pass
+        self.workers = []

@@ -1,0 +1,30 @@
+"""Plain-torch formulas of the GRPO actor loss (independent of verl), for tests."""
+
+from __future__ import annotations
+
+import torch
+
+
+def hand_loss(logp, old, ref, adv, mask, entropy, eps_low=0.2, eps_high=0.2, clip_c=3.0, kl_coef=0.01,
+              ent_coef=1e-3):
+    """PPO clip (both sides, dual clip for A<0) + kl_coef * low_var_kl - ent_coef * entropy, token-mean.
+
+    Returns (total, pg, kl, entropy, clipfrac); all tensors (B, R) except the mask's dtype.
+    """
+    valid = mask.bool()
+    n = valid.sum()
+    ratio = torch.exp(torch.where(valid, logp - old, torch.zeros_like(logp)))
+    loss1 = -adv * ratio
+    loss2 = -adv * torch.clamp(ratio, 1 - eps_low, 1 + eps_high)
+    clipped = torch.maximum(loss1, loss2)
+    pg_mat = torch.where(adv < 0, torch.minimum(clipped, -adv * clip_c), clipped)
+
+    def token_mean(mat):
+        return torch.where(valid, mat, torch.zeros_like(mat)).sum() / n
+
+    k = torch.where(valid, ref - logp, torch.zeros_like(logp))
+    kl_mat = torch.clamp(torch.exp(k) - k - 1, -10, 10)
+    pg, kl = token_mean(pg_mat), token_mean(kl_mat)
+    ent = token_mean(entropy) if entropy is not None else torch.zeros(())
+    clipfrac = token_mean((loss2 > loss1).float())
+    return pg + kl_coef * kl - ent_coef * ent, pg, kl, ent, clipfrac

@@ -1,0 +1,62 @@
+"""Factory: backends by config / name, defaults, clear errors."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from rewards.segmentation import (
+    ObjectPrompt,
+    Propagator,
+    Segmenter,
+    build_propagator,
+    build_segmenter,
+    default_propagator,
+    default_segmenter,
+)
+from rewards.segmentation.flow import FlowPropagator
+from rewards.segmentation.grabcut import GrabCutSegmenter
+from rewards.segmentation.oracle import BoxFillSegmenter
+from rl.config import SegmenterConfig
+
+
+def test_defaults_are_the_classical_backends():
+    seg, prop = default_segmenter(), default_propagator()
+    assert isinstance(seg, GrabCutSegmenter) and isinstance(seg, Segmenter)
+    assert isinstance(prop, FlowPropagator) and isinstance(prop, Propagator)
+
+
+def test_build_segmenter_from_config():
+    assert isinstance(build_segmenter(None), GrabCutSegmenter)
+    seg = build_segmenter(SegmenterConfig(backend="grabcut", grabcut_iterations=5))
+    assert isinstance(seg, GrabCutSegmenter) and seg.iterations == 5
+    oracle = build_segmenter(SegmenterConfig(backend="oracle_box"))
+    assert isinstance(oracle, BoxFillSegmenter)
+    (mask,) = oracle.segment(np.zeros((10, 10, 3), np.uint8), [[ObjectPrompt(box=(1, 1, 2, 2))]])
+    assert mask.sum() == 4
+
+
+def test_sam2_backend_missing_checkpoint(tmp_path):
+    path = str(tmp_path / "ckpt" / "sam2.pt")
+    with pytest.raises(FileNotFoundError, match="ckpt"):
+        build_segmenter(SegmenterConfig(backend="sam2", checkpoint=path, image_size=256))
+
+
+def test_unknown_names():
+    with pytest.raises(ValueError, match="segmenter backend 'nope'"):
+        build_segmenter(SegmenterConfig(backend="nope"))
+    with pytest.raises(ValueError, match="propagator 'nope'"):
+        build_propagator("nope")
+
+
+def test_build_propagator():
+    prop = build_propagator("flow", morph_kernel=0)
+    assert isinstance(prop, FlowPropagator) and prop.kernel is None
+
+
+@pytest.mark.skipif(importlib.util.find_spec("rl.eval.xmem.propagator") is not None, reason="XMem is available")
+def test_xmem_missing_is_a_clear_import_error():
+    with pytest.raises(ImportError, match="XMemPropagator"):
+        build_propagator("xmem")
