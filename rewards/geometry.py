@@ -46,9 +46,9 @@ def _box_iou(a: np.ndarray, b: np.ndarray, strict_overlap: bool) -> np.ndarray:
     area_a = (a[:, 2] - a[:, 0] + 1.0) * (a[:, 3] - a[:, 1] + 1.0)
     area_b = (b[:, 2] - b[:, 0] + 1.0) * (b[:, 3] - b[:, 1] + 1.0)
     union = area_a[:, None] + area_b[None, :] - inter
-    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    iou = np.nan_to_num(iou, nan=0.0, posinf=0.0, neginf=0.0)
-    return np.clip(iou, 0.0, 1.0)
+    iou = inter / union
+    iou[~((union > 0) & np.isfinite(iou))] = 0.0
+    return np.clip(iou, 0.0, 1.0, out=iou)
 
 
 def box_l1_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:

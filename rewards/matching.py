@@ -26,12 +26,25 @@ def hungarian_max(score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     Returns (rows ``K``, cols ``K``, total) with ``K = min(M, N)``; non-finite
     scores count as 0. An empty matrix gives empty indices and total 0.
     """
-    score = np.nan_to_num(np.asarray(score, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    score = np.asarray(score, dtype=np.float64)
     if score.ndim != 2 or score.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, 0.0
+    if not np.isfinite(score).all():
+        score = np.nan_to_num(score, nan=0.0, posinf=0.0, neginf=0.0)
     rows, cols = linear_sum_assignment(score, maximize=True)
     return rows, cols, float(score[rows, cols].sum())
+
+
+def max_assignment_total(score: np.ndarray) -> float:
+    """Total of :func:`hungarian_max` with shortcuts for trivial matrices (empty, all zero, one row/column)."""
+    if score.size == 0:
+        return 0.0
+    if score.shape[0] == 1 or score.shape[1] == 1:
+        return float(score.max()) if np.isfinite(score).all() else hungarian_max(score)[2]
+    if not score.any():
+        return 0.0
+    return hungarian_max(score)[2]
 
 
 def pair_score_matrix(
@@ -64,8 +77,7 @@ def matched_accuracy(score: np.ndarray, n_pred: int, n_gt: int, empty_value: flo
     """Sum of the Hungarian-matched scores / ``max(n_pred, n_gt)``; ``empty_value`` if both are 0."""
     if max(n_pred, n_gt) == 0:
         return float(empty_value)
-    _, _, total = hungarian_max(score)
-    return total / max(n_pred, n_gt)
+    return max_assignment_total(score) / max(n_pred, n_gt)
 
 
 def _as_item_list(value: Any) -> list[Any]:

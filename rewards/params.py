@@ -32,18 +32,16 @@ class VisionReasonerParams:
     box_l1_threshold: float = 10.0      # mean |box diff| < this -> 1
     point_threshold: float = 30.0       # point distance < this (and point in its box) -> 1
     max_objects: int = 120              # lists are capped at this many items
-    # Weights of the three per-pair accuracy sub-terms (accuracy max = their sum).
-    alpha_iou: float = 1.0
-    alpha_box: float = 1.0
-    alpha_pt: float = 1.0
-    # Non-repeat: 0 once this many repeated sentences were seen (reference code: 2).
-    non_repeat_max_repeats: int = 2
-    invalid_item_policy: str = "zero"   # zero | unmatched (see module docstring)
-    strict_numeric_format: bool = False
-    weight_think_format: float = 1.0
-    weight_answer_format: float = 1.0
-    weight_accuracy: float = 1.0
-    weight_non_repeat: float = 1.0
+    alpha_iou: float = 1.0              # weight of the IoU sub-term of accuracy (accuracy max = sum of alphas)
+    alpha_box: float = 1.0              # weight of the box-L1 sub-term of accuracy
+    alpha_pt: float = 1.0               # weight of the point sub-term of accuracy
+    non_repeat_max_repeats: int = 2     # non-repeat is 0 once this many repeated sentences are seen (reference: 2)
+    invalid_item_policy: str = "zero"   # zero | unmatched: what a malformed answer item does to accuracy
+    strict_numeric_format: bool = False  # answer format also requires finite numbers (reference: list length only)
+    weight_think_format: float = 1.0    # weight of the think-format component (0/1)
+    weight_answer_format: float = 1.0   # weight of the answer-format component (0..2)
+    weight_accuracy: float = 1.0        # weight of the Hungarian accuracy component (0..3)
+    weight_non_repeat: float = 1.0      # weight of the non-repeat component (0/1)
 
 
 @dataclass
@@ -56,38 +54,38 @@ class SegZeroStrictParams:
 
     iou_threshold: float = 0.5          # IoU > this -> 1 (intersection counted only when strictly overlapping)
     box_l1_threshold: float = 10.0      # mean |box diff| < this -> 1
-    point_l1_threshold: float = 100.0   # mean distance of the best pairing of the two points < this -> 1
-    weight_think_format: float = 1.0
-    weight_answer_format: float = 1.0
-    weight_iou: float = 1.0
-    weight_box_l1: float = 1.0
-    weight_points: float = 1.0
+    point_l1_threshold: float = 100.0   # mean distance of the better pairing of the two points < this -> 1
+    weight_think_format: float = 1.0    # weight of the think-format term (0/1)
+    weight_answer_format: float = 1.0   # weight of the answer-format term (0/1)
+    weight_iou: float = 1.0             # weight of the box-IoU term (0/1)
+    weight_box_l1: float = 1.0          # weight of the box-L1 term (0/1)
+    weight_points: float = 1.0          # weight of the two-points term (0/1)
 
 
 @dataclass
 class RcotKtgParams:
     """RCoT-Seg keyframe target grounding (Eq. 8-12), max lambda_f*3 + lambda_a*3 = 6."""
 
-    eta: float = 0.5
-    gamma_box: float = 10.0
-    gamma_pt: float = 30.0
-    alpha_iou: float = 1.0
-    alpha_box: float = 1.0
-    alpha_pt: float = 1.0
-    lambda_f: float = 1.0
-    lambda_a: float = 1.0
-    max_objects: int = 120
-    invalid_item_policy: str = "zero"
-    strict_numeric_format: bool = False
+    eta: float = 0.5                    # S_iou = IoU > eta
+    gamma_box: float = 10.0             # S_box = mean box L1 < gamma_box
+    gamma_pt: float = 30.0              # S_pt = point distance < gamma_pt and point in its box
+    alpha_iou: float = 1.0              # weight of S_iou in S (Eq. 11)
+    alpha_box: float = 1.0              # weight of S_box in S
+    alpha_pt: float = 1.0               # weight of S_pt in S
+    lambda_f: float = 1.0               # weight of the format reward (structure + boxes + points, max 3)
+    lambda_a: float = 1.0               # weight of the accuracy reward (max alpha_iou + alpha_box + alpha_pt)
+    max_objects: int = 120              # lists are capped at this many items
+    invalid_item_policy: str = "zero"   # zero | unmatched: what a malformed answer item does to accuracy
+    strict_numeric_format: bool = False  # format also requires finite numbers (reference: list length only)
 
 
 @dataclass
 class RcotAksParams:
     """RCoT-Seg agentic keyframe selection: format 0/1 (lambda_f) + accuracy 0/1 (lambda_a=2), max 3."""
 
-    lambda_f: float = 1.0
-    lambda_a: float = 2.0
-    options: list[str] = field(default_factory=lambda: ["A", "B"])
+    lambda_f: float = 1.0               # weight of the format reward (think/answer, answer is one option)
+    lambda_a: float = 2.0               # weight of the accuracy reward (answer == GT option)
+    options: list[str] = field(default_factory=lambda: ["A", "B"])  # A = valid keyframe, B = reselect
 
 
 @dataclass
@@ -99,17 +97,16 @@ class VideoSegR1Params:
     """
 
     base: VisionReasonerParams = field(default_factory=VisionReasonerParams)
-    weight_mask_iou: float = 1.0
-    weight_negative_point: float = 1.0
+    weight_mask_iou: float = 1.0        # weight of the keyframe mask IoU through the segmenter (0..1)
+    weight_negative_point: float = 1.0  # weight of the negative-point reward (0..1)
     tau_neg: float = 40.0               # px; 0 < L1 distance to the GT masks <= tau_neg scores 1/K
-    # Soft length penalty (unpublished constants; documented defaults).
-    length_penalty: bool = True
-    beta: float = 0.002                 # s = 1 - beta * (L_used - L_budget), clamped >= 0
+    length_penalty: bool = True         # apply the soft length penalty (unpublished constants below)
+    beta: float = 0.002                 # s = 1 - beta * (L_used - L_budget), clamped to [0, 1]
     tau_easy: float = 4.0               # D < tau_easy -> easy
     tau_hard: float = 7.0               # D >= tau_hard -> hard
-    budget_easy: int = 128              # reasoning-token budgets L(D) per difficulty level
-    budget_medium: int = 256
-    budget_hard: int = 384
+    budget_easy: int = 128              # reasoning-token budget L(D) of easy samples
+    budget_medium: int = 256            # reasoning-token budget L(D) of medium samples
+    budget_hard: int = 384              # reasoning-token budget L(D) of hard samples
     default_difficulty: float = 5.0     # used when the sample carries no difficulty
 
 
@@ -117,14 +114,14 @@ class VideoSegR1Params:
 class VeasonR1Params:
     """Veason-R1 (public code): think 0/1 + answer format 0/1 + keyframe 0..1 + spatial 0..1 + temporal 0..1."""
 
-    weight_think_format: float = 1.0
-    weight_answer_format: float = 1.0
-    weight_keyframe: float = 1.0
-    weight_spatial: float = 1.0
-    weight_temporal: float = 1.0
-    max_objects: int = 120
-    invalid_item_policy: str = "zero"
-    strict_numeric_format: bool = False
+    weight_think_format: float = 1.0    # weight of the think-format component (0/1)
+    weight_answer_format: float = 1.0   # weight of the answer-format component (0..1)
+    weight_keyframe: float = 1.0        # weight of the keyframe area-ratio component (0..1)
+    weight_spatial: float = 1.0         # weight of the continuous-IoU Hungarian component (0..1)
+    weight_temporal: float = 1.0        # weight of the propagated mask IoU component (0..1)
+    max_objects: int = 120              # box lists are capped at this many items
+    invalid_item_policy: str = "zero"   # zero | unmatched: what a malformed box does to spatial/temporal
+    strict_numeric_format: bool = False  # format also requires finite numbers (reference: number types only)
 
 
 @dataclass

@@ -24,10 +24,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+# Reference patterns. The functions below give exactly their results (checked by
+# property tests) in linear time: the regexes backtrack quadratically on outputs
+# such as "<answer>" repeated thousands of times.
 THINK_ANSWER_RE = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 ANSWER_RE = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
 THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 FIRST_OBJECT_RE = re.compile(r"{[^}]+}")
+_THINK_TO_ANSWER_RE = re.compile(r"</think>\s*<answer>")
 
 BOX_KEY = "bbox_2d"
 POINT_KEY = "point_2d"
@@ -51,24 +55,35 @@ def as_text(response: Any) -> str:
 
 
 def think_format_ok(response: str) -> bool:
-    """True iff the whole response is ``<think>...</think> <answer>...</answer>``."""
-    return THINK_ANSWER_RE.fullmatch(response) is not None
+    """True iff ``THINK_ANSWER_RE.fullmatch(response)``: the whole response is
+    ``<think>...</think> <answer>...</answer>`` (linear time)."""
+    if not (response.startswith("<think>") and response.endswith("</answer>")):
+        return False
+    # The earliest "</think>\s*<answer>" after the opening tag must end before the closing tag.
+    sep = _THINK_TO_ANSWER_RE.search(response, len("<think>"))
+    return sep is not None and sep.end() <= len(response) - len("</answer>")
 
 
 def extract_answer(response: str) -> str | None:
-    """Stripped content of the first ``<answer>...</answer>``, or None."""
-    match = ANSWER_RE.search(response)
-    return None if match is None else match.group(1)
+    """``ANSWER_RE.search(response).group(1)``: the stripped content of the first
+    ``<answer>...</answer>``, or None (linear time)."""
+    start = response.find("<answer>")
+    if start < 0:
+        return None
+    start += len("<answer>")
+    stop = response.find("</answer>", start)
+    return None if stop < 0 else response[start:stop].strip()
 
 
 def extract_think(response: str) -> str | None:
-    """Content of the first closed ``<think>...</think>``, else the text after an unclosed
-    ``<think>``, else None."""
-    match = THINK_RE.search(response)
-    if match is not None:
-        return match.group(1)
+    """Content of the first closed ``<think>...</think>`` (``THINK_RE``), else the text after
+    an unclosed ``<think>``, else None (linear time)."""
     start = response.find("<think>")
-    return None if start < 0 else response[start + len("<think>"):]
+    if start < 0:
+        return None
+    start += len("<think>")
+    stop = response.find("</think>", start)
+    return response[start:] if stop < 0 else response[start:stop]
 
 
 def loads_or_none(text: str | None) -> Any:
@@ -88,13 +103,26 @@ def parse_answer_json(response: str) -> tuple[bool, Any]:
     return (value is not _NOT_FOUND), (None if value is _NOT_FOUND else value)
 
 
+def first_object_text(response: str) -> str | None:
+    """``FIRST_OBJECT_RE.search(response).group(0)``: the first ``{...}`` holding at least
+    one character and no ``}``, or None (linear time)."""
+    pos = 0
+    while True:
+        start = response.find("{", pos)
+        if start < 0:
+            return None
+        stop = response.find("}", start + 1)
+        if stop < 0:
+            return None
+        if stop > start + 1:
+            return response[start: stop + 1]
+        pos = stop + 1  # "{}": no "{" lies between, the next candidate starts after it
+
+
 def parse_first_json_object(response: str) -> dict | None:
     """The first ``{...}`` without nested braces anywhere in the response, as a dict
     (Seg-Zero's reference extraction), or None."""
-    match = FIRST_OBJECT_RE.search(response)
-    if match is None:
-        return None
-    value = loads_or_none(match.group(0))
+    value = loads_or_none(first_object_text(response))
     return value if isinstance(value, dict) else None
 
 
@@ -103,7 +131,15 @@ def parse_first_json_object(response: str) -> dict | None:
 
 def coerce_number(value: Any) -> float | None:
     """A finite real number as float; None for bool, str, NaN, inf, overflow, anything else."""
-    if isinstance(value, bool) or not isinstance(value, Real):
+    kind = type(value)
+    if kind is float:  # fast paths: JSON floats and ints
+        return value if math.isfinite(value) else None
+    if kind is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return None
+    if kind is bool or not isinstance(value, Real):
         return None
     try:
         number = float(value)
@@ -113,16 +149,13 @@ def coerce_number(value: Any) -> float | None:
 
 
 def coerce_vector(value: Any, length: int) -> tuple[float, ...] | None:
-    """A list/tuple of exactly ``length`` finite numbers, else None."""
+    """A list/tuple (or 1-D numpy array) of exactly ``length`` finite numbers, else None."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
     if not isinstance(value, (list, tuple)) or len(value) != length:
         return None
-    out = []
-    for v in value:
-        number = coerce_number(v)
-        if number is None:
-            return None
-        out.append(number)
-    return tuple(out)
+    out = tuple(map(coerce_number, value))
+    return None if None in out else out
 
 
 def is_list_of_len(value: Any, length: int, numeric: bool = False) -> bool:
@@ -162,38 +195,61 @@ class ParsedItems:
         return bool(np.all(self.box_valid) and np.all(self.point_valid))
 
 
+def slice_items(items: ParsedItems, start: int, stop: int) -> ParsedItems:
+    """Rows ``start:stop`` of a :class:`ParsedItems` (views)."""
+    return ParsedItems(items.boxes[start:stop], items.points[start:stop],
+                       items.box_valid[start:stop], items.point_valid[start:stop])
+
+
+_NUM_TYPES = frozenset((int, float))
+
+
+def vector_rows(values: Sequence[Any], length: int) -> list[Sequence[Any]]:
+    """Per value: itself if a list/tuple of ``length`` plain ints/floats (finiteness not yet
+    checked), its :func:`coerce_vector` otherwise, or a NaN row."""
+    nan_row = (math.nan,) * length
+    rows = []
+    for value in values:
+        if type(value) in (list, tuple) and len(value) == length and _NUM_TYPES.issuperset(map(type, value)):
+            rows.append(value)
+        else:
+            rows.append(coerce_vector(value, length) or nan_row)
+    return rows
+
+
+def rows_to_array(rows: Sequence[Sequence[Any]], length: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`vector_rows` output -> (``K x length`` float64 with NaN rows where invalid, ``K`` valid flags)."""
+    try:
+        arr = np.array(rows, dtype=np.float64).reshape(-1, length)
+    except OverflowError:  # an int beyond float range
+        nan_row = (math.nan,) * length
+        arr = np.array([coerce_vector(r, length) or nan_row for r in rows], dtype=np.float64).reshape(-1, length)
+    valid = np.isfinite(arr).all(axis=1)
+    arr[~valid] = np.nan
+    return arr, valid
+
+
+def item_rows(items: Sequence[Any], box_key: str = BOX_KEY, point_key: str = POINT_KEY) -> tuple[list, list]:
+    """Box and point :func:`vector_rows` of answer items (non-dict items give NaN rows)."""
+    dicts = [item if isinstance(item, dict) else {} for item in items]
+    return vector_rows([d.get(box_key) for d in dicts], 4), vector_rows([d.get(point_key) for d in dicts], 2)
+
+
+def items_from_rows(box_rows: Sequence[Sequence[Any]], point_rows: Sequence[Sequence[Any]]) -> ParsedItems:
+    """:class:`ParsedItems` from :func:`item_rows` output (one vectorised conversion)."""
+    boxes, box_valid = rows_to_array(box_rows, 4)
+    points, point_valid = rows_to_array(point_rows, 2)
+    return ParsedItems(boxes, points, box_valid, point_valid)
+
+
 def parse_items(items: Sequence[Any], box_key: str = BOX_KEY, point_key: str = POINT_KEY) -> ParsedItems:
     """Coerce answer items (dicts) into box/point arrays with validity flags; never raises."""
-    m = len(items)
-    boxes = np.full((m, 4), np.nan)
-    points = np.full((m, 2), np.nan)
-    box_valid = np.zeros(m, dtype=bool)
-    point_valid = np.zeros(m, dtype=bool)
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            continue
-        box = coerce_vector(item.get(box_key), 4)
-        if box is not None:
-            boxes[i] = box
-            box_valid[i] = True
-        point = coerce_vector(item.get(point_key), 2)
-        if point is not None:
-            points[i] = point
-            point_valid[i] = True
-    return ParsedItems(boxes, points, box_valid, point_valid)
+    return items_from_rows(*item_rows(items, box_key, point_key))
 
 
 def parse_boxes(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Bare boxes ``[[x1,y1,x2,y2], ...]`` -> (``M x 4`` float64 with NaN rows, ``M`` valid flags)."""
-    m = len(values)
-    boxes = np.full((m, 4), np.nan)
-    valid = np.zeros(m, dtype=bool)
-    for i, value in enumerate(values):
-        box = coerce_vector(value, 4)
-        if box is not None:
-            boxes[i] = box
-            valid[i] = True
-    return boxes, valid
+    return rows_to_array(vector_rows(values, 4), 4)
 
 
 def answer_format_score(data: Any, numeric: bool = False) -> tuple[float, float]:

@@ -19,7 +19,7 @@ AKS, max ``lambda_f + lambda_a`` = 3:
 from __future__ import annotations
 
 from rewards import gt as gt_mod
-from rewards.grounding import grounding_accuracy, parse_grounding
+from rewards.grounding import grounding_accuracies, parse_grounding_group
 from rewards.params import RcotAksParams, RcotKtgParams
 from rewards.parsing import extract_answer, think_format_ok
 from rewards.registry import GroupContext, Reward, Term, register_reward
@@ -39,20 +39,20 @@ class RcotKtgReward(Reward):
 
     def score_group(self, responses: list[str], gt: dict, p: RcotKtgParams, ctx: GroupContext) -> list[dict[str, float]]:
         gt_boxes, gt_points = gt_mod.objects(gt)
-        out = []
-        for response in responses:
-            answer = parse_grounding(response, p.max_objects, p.strict_numeric_format)
-            accuracy = grounding_accuracy(
-                answer, gt_boxes, gt_points, (p.eta, p.gamma_box, p.gamma_pt),
-                (p.alpha_iou, p.alpha_box, p.alpha_pt), p.invalid_item_policy, p.max_objects,
-            )
-            out.append({
+        group = parse_grounding_group(responses, p.max_objects, p.strict_numeric_format)
+        accuracies = grounding_accuracies(
+            group, gt_boxes, gt_points, (p.eta, p.gamma_box, p.gamma_pt),
+            (p.alpha_iou, p.alpha_box, p.alpha_pt), p.invalid_item_policy, p.max_objects,
+        )
+        return [
+            {
                 "format_structure": float(answer.think_ok),
                 "format_boxes": answer.format_box,
                 "format_points": answer.format_point,
                 "accuracy": accuracy,
-            })
-        return out
+            }
+            for answer, accuracy in zip(group.answers, accuracies)
+        ]
 
 
 def aks_truth(gt: dict, options: list[str]) -> str:

@@ -164,6 +164,8 @@ def compute_group(
     for Veason-R1). ``think_tokens`` / ``response_lengths``: per-response token
     counts for VideoSeg-R1's length penalty. Returns one dict per response.
     """
+    if isinstance(responses, (str, bytes)):
+        raise TypeError("compute_group expects a sequence of responses, got a single string (use compute)")
     reward = get_reward(name)
     p = build(reward.params_cls, params, overrides)
     gt = gt_mod.load(ground_truth)

@@ -9,7 +9,7 @@
   positive, ``neg_point_2d`` negative; sanitised by
   :func:`rewards.vision.object_prompt`); the IoU of the union mask vs the GT
   union mask (both empty -> 1). One ``segment`` call scores all n responses of
-  a group (the image is encoded once).
+  a group (the image is encoded once); none when no response yields a cue.
 * ``negative_point`` 0..1: K = number of answer items (after capping) that
   carry ``"neg_point_2d"``; each whose minimum **L1** (city-block) distance d
   to the GT masks satisfies ``0 < d <= tau_neg`` adds 1/K; a malformed one, or
@@ -40,13 +40,13 @@ import numpy as np
 
 from rewards import gt as gt_mod
 from rewards.geometry import l1_distance_to_mask, l1_distance_transform, mask_iou
-from rewards.grounding import GroundingAnswer, parse_grounding
+from rewards.grounding import GroundingAnswer, parse_grounding_group
 from rewards.params import VideoSegR1Params
 from rewards.parsing import NEG_POINT_KEY, coerce_vector, extract_think, whitespace_tokens
 from rewards.registry import GroupContext, Reward, Term, register_reward
 from rewards.segmentation.base import ObjectPrompt
 from rewards.vision import load_rgb_resized, note_skip, object_prompt, resolve_segmenter, run_segmenter
-from rewards.visionreasoner import visionreasoner_components, visionreasoner_terms
+from rewards.visionreasoner import visionreasoner_group_components, visionreasoner_terms
 
 
 @dataclass(frozen=True)
@@ -181,11 +181,11 @@ class VideoSegR1Reward(Reward):
         truth = MaskTruth.from_gt(gt)
         difficulty = gt_mod.difficulty(gt, p.default_difficulty)
         budget = token_budget(difficulty, p)
-        answers = [parse_grounding(r, p.base.max_objects, p.base.strict_numeric_format) for r in responses]
+        group = parse_grounding_group(responses, p.base.max_objects, p.base.strict_numeric_format)
+        answers = group.answers
         ious = _mask_ious(answers, truth, ctx)
-        out = []
-        for i, (response, answer) in enumerate(zip(responses, answers)):
-            comps = visionreasoner_components(response, answer, gt_boxes, gt_points, p.base)
+        out = visionreasoner_group_components(responses, group, gt_boxes, gt_points, p.base)
+        for i, (response, answer, comps) in enumerate(zip(responses, answers, out)):
             used = reasoning_tokens(response, ctx.think_tokens[i], ctx.response_lengths[i])
             comps.update({
                 "mask_iou": 0.0 if ious is None else ious[i],
@@ -197,5 +197,4 @@ class VideoSegR1Reward(Reward):
                 "token_budget": float(budget),
                 "difficulty": difficulty,
             })
-            out.append(comps)
         return out

@@ -7,7 +7,7 @@ Components (SPEC section 2, matched to the VisionReasoner reference code):
   list of 4 and +1 if ``point_2d`` is a list of 2, divided by the list length;
 * ``accuracy`` 0..3: Hungarian-matched ``[IoU > 0.5] + [box L1 < 10] +
   [point distance < 30 and point in its box]`` / ``max(N_pred, N_gt)``, lists
-  capped at 120 (:func:`rewards.grounding.grounding_accuracy`);
+  capped at 120 (:func:`rewards.grounding.grounding_accuracies`);
 * ``non_repeat`` 0/1: 0 once two repeated '.'-sentences are seen.
 
 Example (SPEC's worked example): a GT object matched perfectly plus one extra
@@ -16,13 +16,13 @@ predicted object gives 1 + 2 + 3/2 + 1 = 5.5.
 
 from __future__ import annotations
 
+import numpy as np
+
 from rewards import gt as gt_mod
-from rewards.grounding import GroundingAnswer, grounding_accuracy, parse_grounding
+from rewards.grounding import GroundingGroup, grounding_accuracies, parse_grounding_group
 from rewards.params import VisionReasonerParams
 from rewards.parsing import non_repeat_score
 from rewards.registry import GroupContext, Reward, Term, register_reward
-
-import numpy as np
 
 
 def visionreasoner_terms(p: VisionReasonerParams) -> dict[str, Term]:
@@ -35,12 +35,13 @@ def visionreasoner_terms(p: VisionReasonerParams) -> dict[str, Term]:
     }
 
 
-def visionreasoner_components(
-    response: str, answer: GroundingAnswer, gt_boxes: np.ndarray, gt_points: np.ndarray, p: VisionReasonerParams
-) -> dict[str, float]:
-    """Raw components of one response (see module docstring)."""
-    accuracy = grounding_accuracy(
-        answer,
+def visionreasoner_group_components(
+    responses: list[str], group: GroundingGroup, gt_boxes: np.ndarray, gt_points: np.ndarray,
+    p: VisionReasonerParams,
+) -> list[dict[str, float]]:
+    """Raw components of each response of a group (see module docstring)."""
+    accuracies = grounding_accuracies(
+        group,
         gt_boxes,
         gt_points,
         (p.iou_threshold, p.box_l1_threshold, p.point_threshold),
@@ -48,12 +49,15 @@ def visionreasoner_components(
         p.invalid_item_policy,
         p.max_objects,
     )
-    return {
-        "think_format": float(answer.think_ok),
-        "answer_format": answer.format_box + answer.format_point,
-        "accuracy": accuracy,
-        "non_repeat": non_repeat_score(response, p.non_repeat_max_repeats),
-    }
+    return [
+        {
+            "think_format": float(answer.think_ok),
+            "answer_format": answer.format_box + answer.format_point,
+            "accuracy": accuracy,
+            "non_repeat": non_repeat_score(response, p.non_repeat_max_repeats),
+        }
+        for response, answer, accuracy in zip(responses, group.answers, accuracies)
+    ]
 
 
 @register_reward("visionreasoner")
@@ -67,8 +71,5 @@ class VisionReasonerReward(Reward):
         self, responses: list[str], gt: dict, params: VisionReasonerParams, ctx: GroupContext
     ) -> list[dict[str, float]]:
         gt_boxes, gt_points = gt_mod.objects(gt)
-        out = []
-        for response in responses:
-            answer = parse_grounding(response, params.max_objects, params.strict_numeric_format)
-            out.append(visionreasoner_components(response, answer, gt_boxes, gt_points, params))
-        return out
+        group = parse_grounding_group(responses, params.max_objects, params.strict_numeric_format)
+        return visionreasoner_group_components(responses, group, gt_boxes, gt_points, params)

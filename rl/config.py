@@ -338,6 +338,82 @@ class ClusterConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Evaluation pipeline: frame sampler -> grounding -> keyframe segmenter -> propagation -> J&F."""
+
+    # Policy checkpoint (HF folder) to evaluate; empty: no policy (GT cues and an MLLM-free sampler).
+    checkpoint: str = ""
+    # Evaluation data set folder; empty: data.root.
+    dataset_root: str = ""
+    # mevis | revos | refytvos | davis | synthetic; empty: data.format.
+    dataset_format: str = ""
+    # Split; empty: "valid" for synthetic (generated when absent), else the reader's default.
+    dataset_split: str = ""
+    # Output folder (masks <video>/<expression>/<frame>.png, per_expression.csv, summary.json); empty: <trainer.run_dir>/eval.
+    out_dir: str = ""
+    # Evaluate at most this many videos, in file order (-1 = all).
+    max_videos: int = -1
+    # Keyframe selection: hierarchical (VideoSeg-R1) | rcot | rcot_light (RCoT-Seg VDG/KFG/AKS) | veason (Veason-R1) | first_frame | oracle (largest GT area).
+    sampler: str = "hierarchical"
+    # Bidirectional propagation: flow (CPU default, optical flow) | sam2 (SAM2 video predictor of eval.segmenter) | xmem.
+    propagator: str = "flow"
+    # Ground with GT cues (box + inscribed-circle point of each object on the keyframe) instead of the policy.
+    oracle_cues: bool = False
+    # Keyframe segmenter; its SAM2 config/checkpoint/image_size/device also build the sam2 propagator.
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    # XMem weights (the released XMem.pth); empty: random weights (meaningless masks, tests and benchmarks only).
+    xmem_checkpoint: str = ""
+    # XMem: shorter frame side after resizing (480 released; <= 0 keeps the frame size).
+    xmem_size: int = 480
+    # HF checkpoint answering the sampler questions (VideoSeg-R1's video MLLM); empty: the evaluated policy.
+    sampler_model: str = ""
+    # Size [W, H] of the frames shown in sampler questions (RCoT-Seg VDG/KFG: 448x448).
+    sampler_frame_size: list[int] = field(default_factory=lambda: [448, 448])
+    # Most frames shown in one sampler question, uniformly subsampled (0 = every frame).
+    sampler_max_frames: int = 32
+    # Sampling temperature of sampler questions (> 0 so that the K answers of HTFS differ).
+    sampler_temperature: float = 0.7
+    # Response token budget of one sampler question.
+    sampler_max_tokens: int = 256
+    # HTFS: interval answers K averaged into the key segment at each level.
+    htfs_num_intervals: int = 5
+    # HTFS: relative segment length threshold delta in (0, 1); recurse while T_key > delta * T.
+    htfs_delta: float = 0.25
+    # HTFS: most interval levels (a bound on top of the delta rule).
+    htfs_max_levels: int = 6
+    # HTFS: position answers sampled at the frame level.
+    htfs_num_positions: int = 5
+    # HTFS: the top-M position answers (highest sequence log-prob) averaged into p.
+    htfs_top_m: int = 3
+    # HTFS: most global reference frames (adaptive: one per htfs_reference_stride frames outside the key segment).
+    htfs_max_reference_frames: int = 4
+    # HTFS: frames outside the key segment per global reference frame.
+    htfs_reference_stride: int = 16
+    # Show the sampler's reference frames (before the keyframe) to the grounding policy.
+    grounding_reference_frames: bool = False
+    # RCoT-Seg AKS: most keyframe evaluations lambda (5 in the paper).
+    aks_max_rounds: int = 5
+    # RCoT-Seg light variant: uniformly sampled frames shown in re-selection questions.
+    rcot_light_frames: int = 16
+    # Veason-R1: segment from the answer's boxes (one pass, as Veason-R1 infers) instead of a KTG question.
+    veason_use_answer_boxes: bool = True
+    # Ask the KTG question in VideoSeg-R1's form (one negative point per object); answered negative points are used either way.
+    negative_points: bool = False
+    # Videos processed together (the MLLM questions of all their expressions are batched).
+    videos_per_batch: int = 8
+    # Processes scoring the predictions.
+    score_workers: int = 1
+    # Keyframe overlays (image, predicted and GT mask) returned by the evaluator actor for W&B.
+    num_overlays: int = 4
+    # Run the evaluator every k training steps (0 = never).
+    freq: int = 0
+    # tqdm progress bars.
+    progress: bool = True
+    # Seed of the sampler questions.
+    seed: int = 0
+
+
+@dataclass
 class Config:
     recipe: str = ""
     data: DataConfig = field(default_factory=DataConfig)
@@ -350,6 +426,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 # ------------------------------------------------------------------ validation

@@ -71,8 +71,8 @@ def build_sam2_model(
     """
     ckpt_path = resolve_checkpoint(checkpoint)
     try:
-        import torch
         from sam2.build_sam import build_sam2, build_sam2_video_predictor
+        import torch
     except ImportError as err:
         raise ImportError(f"the SAM2 backend needs the 'sam2' package (SAM2_BUILD_CUDA=0 pip install sam2): {err}") from err
     builder = build_sam2_video_predictor if video else build_sam2

@@ -72,6 +72,9 @@ class Sam2ImageSegmenter:
 
     :attr:`stats` counts ``embeddings_computed``, ``cache_hits``, ``decoder_calls``,
     ``objects_decoded``, ``objects_skipped`` (no usable cue), ``boxes_dropped``, ``points_dropped``.
+    Not thread-safe: one instance per reward worker (Ray actors call it serially).
+    Cached embeddings cost about ``256*(S/16)^2 + 32*(S/4)^2 + 64*(S/8)^2`` floats each
+    (~16 MB at S = 1024).
     """
 
     def __init__(

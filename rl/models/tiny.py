@@ -147,6 +147,7 @@ def build_tiny_qwen25vl(out_dir: str | Path, cfg: TinyModelConfig | None = None,
     plus ``tiny_build.json`` (the build arguments). Deterministic for a given ``cfg``.
     """
     cfg = cfg or TinyModelConfig()
+    _check(cfg, image_size)  # fail before any work
     out = Path(out_dir)
     tokenizer = train_tiny_tokenizer(vocab_size=cfg.vocab_size, seed=0)
     special_ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in tokenizer.all_special_tokens}

@@ -21,6 +21,7 @@ trainer is given the same text in the same order.
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Iterator
 
@@ -204,6 +205,12 @@ def build_corpus(num_samples: int = 1500, seed: int = 0) -> Iterator[str]:
 # ---------------------------------------------------------------------- training
 
 
+@functools.lru_cache(maxsize=4)
+def _trained_backend_json(vocab_size: int, num_samples: int, seed: int) -> str:
+    """Serialized trained tokenizer (cached: training is deterministic, so train once per process)."""
+    return _build_backend(vocab_size, num_samples, seed).to_str()
+
+
 def _build_backend(vocab_size: int, num_samples: int, seed: int) -> Tokenizer:
     """Train the byte-level BPE on the built-in corpus and append Qwen's special tokens."""
     num_learned = vocab_size - len(SPECIAL_TOKENS)
@@ -236,7 +243,7 @@ def train_tiny_tokenizer(vocab_size: int = 1024, num_samples: int = 1500, seed: 
     Returns a ``PreTrainedTokenizerFast`` (eos ``<|im_end|>``, pad ``<|endoftext|>``, no bos,
     left padding, Qwen2 chat template) that ``save_pretrained`` / ``AutoTokenizer`` round-trip.
     """
-    backend = _build_backend(vocab_size, num_samples, seed)
+    backend = Tokenizer.from_str(_trained_backend_json(vocab_size, num_samples, seed))
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         eos_token=EOS_TOKEN,

@@ -205,7 +205,7 @@ class HFRolloutBackend(RolloutBackend):
                 logits_processor=processors,
                 stopping_criteria=criteria,
             )
-        self.model.model.rope_deltas = None  # cached by generate; stale for later forwards
+        self.reset_caches()  # generate caches M-RoPE deltas on the model; stale for later forwards
         generated = sequences[:, width:].tolist()
         step_lps = torch.stack(state.steps, dim=1).tolist() if state.steps else [[] for _ in range(rows)]
 

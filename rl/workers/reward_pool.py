@@ -24,7 +24,7 @@ from rl.config import RewardConfig
 
 log = logging.getLogger(__name__)
 
-MASK_REWARDS = {"videoseg_r1"}          # need a segmenter
+MASK_REWARDS = {"videoseg_r1", "veason_r1"}   # need a segmenter
 VIDEO_REWARDS = {"veason_r1"}           # need a propagator
 
 

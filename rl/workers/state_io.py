@@ -19,6 +19,7 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException
 from torch import nn
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
@@ -109,7 +110,7 @@ def load_dcp(
             optim_state_dict=state.get("optimizer", {}),
             options=StateDictOptions(strict=True),
         )
-    except Exception as exc:  # DCP raises several error types (CheckpointException, KeyError, ...)
+    except (Exception, CheckpointException) as exc:  # CheckpointException derives from BaseException
         raise RuntimeError(f"cannot restore worker checkpoint {directory}: {exc}") from exc
     return worker_state
 

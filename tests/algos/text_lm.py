@@ -82,3 +82,17 @@ def build_text_model(out_dir: Path, seed: int = 0, tie: bool = False) -> Path:
     model.save_pretrained(str(out_dir))
     (out_dir / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 128}))
     return out_dir
+
+
+def rollout_data(model_dir, num=8, seed=0):
+    """A batch with old log-probs off-policy enough to clip, reference log-probs and advantages."""
+    batch = make_batch(num, seed=seed)
+    gen = torch.Generator().manual_seed(seed + 100)
+    model = load_text_model(str(model_dir), ModelConfig())
+    with torch.no_grad():
+        logp, _ = text_logprobs(model, batch)
+    mask = batch.response_mask.float()
+    old = (logp + 0.3 * torch.randn(logp.shape, generator=gen)) * mask
+    ref = (logp + 0.1 * torch.randn(logp.shape, generator=gen)) * mask
+    adv = torch.randn(num, 1, generator=gen).expand_as(mask) * mask
+    return batch, adv, old, ref

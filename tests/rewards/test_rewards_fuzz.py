@@ -119,6 +119,9 @@ HUGE = [
     "<think>" * 2_000 + "</answer>" * 2_000,
     '<answer>{"keyframe_timestamp": 3, "bbox_2d_list": ' + json.dumps([[1, 1, 5, 5]] * 3_000) + "}</answer>",
     "\x00\ud800\uffff" * 1000,
+    "<answer>" * 4_000,                          # quadratic for a backtracking regex
+    "{" * 30_000,
+    "<think></think><answer>" * 2_000,
 ]
 
 

@@ -94,6 +94,8 @@ def test_malformed_prediction_items_score_only_valid_subterms():
     pred = [{"bbox_2d": [0, 0, 9, 9], "point_2d": "junk"}, None, {"point_2d": [5, 5]}]
     assert hungarian_accuracy(pred, gt) == pytest.approx(2 / 3)
     assert hungarian_accuracy("not a list", gt) == 0.0
+    as_numpy = [{"bbox_2d": np.array([0, 0, 9, 9]), "point_2d": np.array([5.0, 5.0])}]
+    assert hungarian_accuracy(as_numpy, gt) == 3.0
 
 
 @pytest.mark.parametrize("seed", range(40))

@@ -122,3 +122,38 @@ def test_first_json_object_anywhere():
 def test_as_text():
     assert as_text(None) == "" and as_text(b"\xffab") == "\ufffdab" and as_text(12) == "12"
     assert math.isnan(float("nan"))
+
+
+# ------------------------------------------------- linear-time scanners == reference regexes
+
+import time  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rewards.parsing import ANSWER_RE, FIRST_OBJECT_RE, THINK_ANSWER_RE, THINK_RE, first_object_text  # noqa: E402
+
+_pieces = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", "{", "}", " ", "\n", "\x1c", "\u2003",
+                           "a", ".", '"k": 1', "<", "/", ">"])
+_tagged = st.lists(_pieces, max_size=14).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_tagged)
+def test_scanners_equal_reference_regexes(text):
+    assert think_format_ok(text) == (THINK_ANSWER_RE.fullmatch(text) is not None)
+    match = ANSWER_RE.search(text)
+    assert extract_answer(text) == (match.group(1) if match else None)
+    match = FIRST_OBJECT_RE.search(text)
+    assert first_object_text(text) == (match.group(0) if match else None)
+    match = THINK_RE.search(text)
+    if match is not None:
+        assert extract_think(text) == match.group(1)
+
+
+def test_scanners_are_linear_on_pathological_outputs():
+    texts = ["<answer>" * 20_000, "{" * 100_000, "<think></think><answer>" * 5_000, "<think>" * 20_000]
+    start = time.perf_counter()
+    for text in texts:
+        think_format_ok(text), extract_answer(text), first_object_text(text), extract_think(text)
+    assert time.perf_counter() - start < 1.0

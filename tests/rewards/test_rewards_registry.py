@@ -106,6 +106,11 @@ def test_params_from_omegaconf_node():
     assert build_params("rcot_aks", node).options == ["A", "B"]
 
 
+def test_group_needs_a_sequence():
+    with pytest.raises(TypeError, match="single string"):
+        compute_group("visionreasoner", "one response", GROUNDING_GT)
+
+
 def test_per_response_counts_must_match():
     with pytest.raises(ValueError, match="think_tokens"):
         compute_group("videoseg_r1", ["a", "b"], GROUNDING_GT, think_tokens=[1], use_default_models=False)

@@ -125,3 +125,14 @@ def test_bad_ground_truth_masks(gt):
     missing = dict(gt, image_path="/nonexistent/key.png")
     with pytest.raises(FileNotFoundError, match="nonexistent"):
         compute("videoseg_r1", _resp([{"bbox_2d": GT_BOX, "point_2d": [15, 10]}]), missing, segmenter=BoxFillSegmenter())
+
+
+def test_package_default_segmenter_is_used_when_none_given(gt):
+    from rewards.vision import reset_default_models
+
+    reset_default_models()
+    try:
+        r = compute("videoseg_r1", _resp([{"bbox_2d": GT_BOX, "point_2d": [15, 10]}]), gt)
+    finally:
+        reset_default_models()
+    assert r["mask_iou_available"] == 1.0 and 0.0 <= r["mask_iou"] <= 1.0

@@ -117,7 +117,8 @@ class XMem(nn.Module):
         probabilities ``B x (K+1) x H x W`` (background first) or ``B x K x H x W`` when
         ``strip_background``.
         """
-        new_hidden, logits = self.decoder(*multi_scale_features, hidden, memory_readout, update_hidden=update_hidden)
+        f16, f8, f4 = multi_scale_features
+        new_hidden, logits = self.decoder(f16, f8, f4, hidden, memory_readout, update_hidden=update_hidden)
         logits, prob = soft_aggregate(torch.sigmoid(logits), dim=1)
         if strip_background:
             prob = prob[:, 1:]

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from rl.eval.xmem.checkpoint import build_xmem
 from rl.eval.xmem.config import XMemInferenceConfig
 from rl.eval.xmem.inference import XMemInferenceCore, run_pass
+from rl.eval.xmem.network import XMem
 from rl.eval.xmem.preprocessing import frame_to_tensor, resize_image, resize_masks, resized_shape
 
 
@@ -55,10 +56,27 @@ class XMemPropagator:
         size: int = 480,
         **memory_overrides: int | bool | None,
     ) -> None:
-        self.config = XMemInferenceConfig(**memory_overrides)
+        config = XMemInferenceConfig(**memory_overrides)
+        self._setup(build_xmem(checkpoint, device), config, device, size)
+
+    @classmethod
+    def from_network(
+        cls,
+        network: XMem,
+        device: str | torch.device = "cpu",
+        size: int = 480,
+        **memory_overrides: int | bool | None,
+    ) -> XMemPropagator:
+        """A propagator around an existing network (anything with XMem's inference methods)."""
+        propagator = cls.__new__(cls)
+        propagator._setup(network, XMemInferenceConfig(**memory_overrides), device, size)
+        return propagator
+
+    def _setup(self, network: XMem, config: XMemInferenceConfig, device: str | torch.device, size: int) -> None:
+        self.network = network
+        self.config = config
         self.device = torch.device(device)
         self.size = size
-        self.network = build_xmem(checkpoint, self.device)
 
     def propagate(self, frames: Sequence[np.ndarray] | np.ndarray, keyframe: int, mask: np.ndarray) -> np.ndarray:
         """frames: ``T x H x W x 3`` uint8 RGB; mask: ``H x W`` bool on ``frames[keyframe]``.
