@@ -4,12 +4,24 @@ Sub-commands::
 
     python -m launch.evaluate score --dataset-root ROOT --format mevis|revos|refytvos|davis \\
         --pred DIR --out OUT [--split NAME] [--workers N] [--bound-th 0.008] [--no-progress]
-    python -m launch.evaluate run ...        (inference + scoring; not implemented yet)
+    python -m launch.evaluate run [checkpoint=PATH] dataset.root=ROOT dataset.format=FORMAT \\
+        [dataset.split=NAME] [out=OUT] [max_videos=N] [recipe=NAME] [eval.sampler=...] [eval.propagator=...] ...
 
 ``score`` scores an existing prediction folder ``DIR/<video>/<expression id>/<frame>.png``
 (non-zero = foreground) and writes ``OUT/per_expression.csv`` and
 ``OUT/summary.json`` (J, F, J&F x100; ReVOS adds referring / reasoning /
 overall and R). See :mod:`rl.eval.scoring`.
+
+``run`` evaluates a policy end to end (:class:`rl.eval.pipeline.EvalPipeline`): frame
+sampler -> grounding -> keyframe segmenter -> propagation -> the same scoring, writing
+the masks, ``per_expression.csv``, ``diagnostics.csv`` and ``summary.json`` (with
+per-stage timing) to OUT. Arguments are ``key=value`` config overrides validated by
+:mod:`rl.config` (default recipe ``quickstart``, as in the other launchers), plus the
+shorthands ``checkpoint`` (``eval.checkpoint``), ``dataset.root`` / ``dataset.format`` /
+``dataset.split`` (``eval.dataset_*``, FORMAT one of mevis, revos, refytvos, davis,
+synthetic), ``out`` (``eval.out_dir``) and ``max_videos`` (``eval.max_videos``). Without
+a checkpoint no policy is loaded: GT cues, and ``eval.sampler=auto`` picks the oracle
+keyframe. A synthetic data set is generated when absent (split ``valid`` by default).
 """
 
 from __future__ import annotations
@@ -51,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     score.set_defaults(handler=_cmd_score)
 
-    run = sub.add_parser("run", help="run inference on a dataset, then score it (not implemented yet)")
-    run.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    run = sub.add_parser("run", help="run inference on a dataset, then score it (key=value arguments)",
+                         description="key=value arguments: checkpoint=PATH dataset.root=ROOT dataset.format=FORMAT "
+                                     "[dataset.split=NAME] [out=OUT] [max_videos=N] [recipe=NAME] [eval.*=...]")
+    run.add_argument("rest", nargs=argparse.REMAINDER, help="key=value overrides")
     run.set_defaults(handler=_cmd_run)
     return parser
 
@@ -76,10 +90,67 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``run`` shorthands -> config keys.
+RUN_ALIASES = {
+    "checkpoint": "eval.checkpoint",
+    "dataset.root": "eval.dataset_root",
+    "dataset.format": "eval.dataset_format",
+    "dataset.split": "eval.dataset_split",
+    "out": "eval.out_dir",
+    "max_videos": "eval.max_videos",
+}
+
+
+def run_overrides(argv: Sequence[str]) -> list[str]:
+    """``key=value`` arguments with the ``run`` shorthands replaced by their config keys."""
+    out = []
+    for item in argv:
+        key, sep, value = item.partition("=")
+        if sep and key in RUN_ALIASES:
+            item = f"{RUN_ALIASES[key]}={value}"
+        out.append(item)
+    return out
+
+
+def _absolute(path: str) -> str:
+    from pathlib import Path
+
+    return str(Path(path).resolve()) if path else path
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    print("evaluate run: not implemented yet (inference + scoring lands in a later issue); "
-          "to score existing predictions use: python -m launch.evaluate score ...", file=sys.stderr)
-    return EXIT_USAGE
+    from launch.common import config_from_argv
+    from rl.config import ConfigError
+    from rl.eval.pipeline import EvalPipeline, check_eval_config, resolve_dataset
+
+    argv = [a for a in args.rest if a != "--"]
+    bad = [a for a in argv if "=" not in a]
+    if bad:
+        print(f"evaluate run: arguments must be key=value, got {bad}", file=sys.stderr)
+        return EXIT_USAGE
+    cfg, _ = config_from_argv(run_overrides(argv))
+    ev = cfg.eval
+    ev.checkpoint, ev.dataset_root, ev.sampler_model = map(_absolute, (ev.checkpoint, ev.dataset_root, ev.sampler_model))
+    ev.out_dir = _absolute(ev.out_dir or f"{cfg.trainer.run_dir}/eval")
+    try:
+        check_eval_config(cfg)
+        root, fmt, split = resolve_dataset(cfg)
+        pipeline = EvalPipeline(cfg, ev.checkpoint or None)
+        try:
+            summary = pipeline.run(root, fmt, split, ev.out_dir, max_videos=ev.max_videos)
+        finally:
+            pipeline.close()
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
+        print(f"evaluate run: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    keys = ("J", "F", "J&F", "R", "referring", "reasoning", "num_expressions", "pipeline", "timing_s", "timing_share",
+            "diagnostics", "skipped_videos")
+    print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
+    print(f"wrote {ev.out_dir}/ (masks, per_expression.csv, diagnostics.csv, summary.json)", file=sys.stderr)
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

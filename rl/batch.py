@@ -72,23 +72,18 @@ class RolloutBatch:
 
 
 def flatten_rollout(records: list[dict[str, Any]], outputs: Sequence[Any], n: int) -> RolloutBatch:
-    """Join the rollout workers' outputs (each covering a contiguous block of prompts) into a batch."""
-    ids, texts, logps, reasons, groups = [], [], [], [], []
-    offset = 0
-    for out in outputs:
-        for p, responses in enumerate(out.responses):
-            if len(responses) != n:
-                raise ValueError(f"rollout returned {len(responses)} responses for a prompt, expected n={n}")
-            for r in responses:
-                ids.append(list(r.token_ids))
-                texts.append(r.text)
-                logps.append(list(r.logprobs) if r.logprobs is not None else [])
-                reasons.append(r.finish_reason)
-                groups.append(offset + p)
-        offset += len(out.responses)
-    if offset != len(records):
-        raise ValueError(f"rollout covered {offset} prompts, expected {len(records)}")
-    return RolloutBatch(records, n, groups, ids, texts, logps, reasons)
+    """Join the rollout workers' :class:`rl.rollout.base.RolloutOutput` (each covering a
+    contiguous block of prompts, prompt-major) into one batch."""
+    from rl.rollout.base import RolloutOutput
+
+    out = RolloutOutput.concat(list(outputs))
+    if out.n != n:
+        raise ValueError(f"rollout returned n={out.n} responses per prompt, expected n={n}")
+    if out.num_prompts != len(records):
+        raise ValueError(f"rollout covered {out.num_prompts} prompts, expected {len(records)}")
+    logps = out.logprobs or [[] for _ in out.responses]
+    return RolloutBatch(records, n, list(out.group_ids), [list(t) for t in out.token_ids], list(out.texts),
+                        [list(x) for x in logps], list(out.finish_reasons))
 
 
 def _stats(prefix: str, values: np.ndarray) -> dict[str, float]:

@@ -353,8 +353,8 @@ class EvalConfig:
     out_dir: str = ""
     # Evaluate at most this many videos, in file order (-1 = all).
     max_videos: int = -1
-    # Keyframe selection: hierarchical (VideoSeg-R1) | rcot | rcot_light (RCoT-Seg VDG/KFG/AKS) | veason (Veason-R1) | first_frame | oracle (largest GT area).
-    sampler: str = "hierarchical"
+    # Keyframe selection: hierarchical (VideoSeg-R1) | rcot | rcot_light (RCoT-Seg VDG/KFG/AKS) | veason (Veason-R1) | first_frame | oracle (largest GT area) | auto (hierarchical with a policy, else oracle).
+    sampler: str = "auto"
     # Bidirectional propagation: flow (CPU default, optical flow) | sam2 (SAM2 video predictor of eval.segmenter) | xmem.
     propagator: str = "flow"
     # Ground with GT cues (box + inscribed-circle point of each object on the keyframe) instead of the policy.

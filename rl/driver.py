@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import time
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from rl.algos import compute_advantages
 from rl.batch import RolloutBatch, flatten_rollout, reward_metrics
-from rl.checkpoint import CheckpointManager
+from rl.checkpoint import MODEL_SUBDIR, CheckpointManager, TrainerState, capture_rng_state, restore_rng_state
 from rl.config import Config, to_dict
 from rl.placement import PlacementPlan
 from rl.prompt_loader import PromptLoader
@@ -73,13 +72,14 @@ def build_groups(cfg: Config, plan: PlacementPlan, model_path: str, reference_pa
     from rl.workers.reward_pool import RewardPool
     from rl.workers.rollout_group import RolloutGroup
 
-    actor = PolicyGroup(
-        "actor", plan, model_path=model_path, model_cfg=cfg.model, actor_cfg=cfg.actor, total_steps=total_updates
-    )
+    common = dict(model_cfg=cfg.model, actor_cfg=cfg.actor, rollout_n=cfg.rollout.n,
+                  temperature=cfg.rollout.temperature, seed=cfg.trainer.seed)
+    actor = PolicyGroup("actor", plan, model_path=model_path, total_steps=total_updates, **common)
     reference = None
     if "reference" in plan.slots:
-        reference = PolicyGroup("reference", plan, model_path=reference_path, model_cfg=cfg.model, actor_cfg=cfg.actor)
-    rollout = RolloutGroup(cfg.rollout, model_path, plan, device=cfg.trainer.device)
+        reference = PolicyGroup("reference", plan, model_path=reference_path, **common)
+    rollout = RolloutGroup(cfg.rollout, model_path, plan, model_cfg=cfg.model, device=cfg.trainer.device,
+                           seed=cfg.trainer.seed)
     reward = RewardPool(cfg.reward, [plan.actor_options("reward", i) for i in range(plan.slots["reward"].num_workers)])
     return Groups(actor=actor, rollout=rollout, reward=reward, reference=reference)
 
@@ -112,32 +112,37 @@ class GRPOTrainer:
         self.val_sampling = SamplingParams.from_config(self.cfg.rollout, validation=True)
         self.plan = build_placement(self.cfg)
         self.plan.create()
-        updates = self.cfg.trainer.total_steps * self.cfg.actor.ppo_epochs * (
-            self.cfg.trainer.train_batch_size // self.cfg.actor.ppo_mini_batch_size)
-        self.groups = build_groups(self.cfg, self.plan, self.model_path, self.reference_path, updates)
+        # One lr-scheduler step per update_policy call, i.e. per GRPO step.
+        self.groups = build_groups(self.cfg, self.plan, self.model_path, self.reference_path,
+                                   self.cfg.trainer.total_steps)
         state = self._maybe_resume()
         self.tracker = Tracker(
             self.run_dir, self.cfg.tracking, to_dict(self.cfg),
-            run_id=state.get("wandb_run_id") if state else None,
+            run_id=(state.wandb_run_id or None) if state else None,
             resume_step=self.global_step if state else None,
             default_name=self.cfg.trainer.experiment_name,
         )
         if state:
             # The rollout engine starts from the initial weights: sync the resumed actor into it.
-            self.groups.actor.push_weights(self.groups.rollout.workers, self.cfg.rollout.weight_sync_bucket_mb)
+            self._sync_weights()
 
-    def _maybe_resume(self) -> Optional[dict[str, Any]]:
-        mode = self.cfg.trainer.resume
-        if mode == "never":
-            return None
-        path = self.ckpt.latest() if mode == "auto" else Path(mode)
+    def _sync_weights(self) -> int:
+        """Actor -> rollout engines, bucketed; returns the bytes sent."""
+        sent, _ = self.groups.actor.push_weights(
+            self.groups.rollout.workers, self.cfg.rollout.weight_sync_bucket_mb,
+            checkpoint_names=self.cfg.rollout.backend != "hf",
+        )
+        return sent
+
+    def _maybe_resume(self) -> Optional[TrainerState]:
+        path = self.ckpt.resolve(self.cfg.trainer.resume)
         if path is None:
             return None
-        state = self.ckpt.load_state(path)
-        self.groups.actor.call_all("load_checkpoint", str(self.ckpt.model_dir(path)))
-        self.loader.load_state_dict(state["loader"])
-        self._restore_rng(state["rng"])
-        self.global_step = int(state["step"])
+        state = self.ckpt.load_trainer_state(path)
+        self.groups.actor.call_all("load_checkpoint", str(path / MODEL_SUBDIR))
+        self.loader.load_state_dict(state.extra["loader"])
+        restore_rng_state(state.rng)
+        self.global_step = int(state.step)
         log.info("resumed from %s at step %d", path, self.global_step)
         return state
 
@@ -201,9 +206,11 @@ class GRPOTrainer:
         pending = self.groups.reward.submit(batch.reward_groups())
         with self.timer.phase("encode"):
             encoded = batch.encode(self._processor)
-            shards = [_put(s) for s in self.groups.actor.shard(encoded)]
-        ref_futures = self.groups.reference.compute_log_prob_async(shards) if self.groups.reference else None
-        old_futures = self.groups.actor.compute_log_prob_async(shards)
+            # One object-store copy per distinct group size; each rank fetches only its shard.
+            shards = {n: [_put(s) for s in g.shard(encoded)] for n, g in self._policy_groups_by_size().items()}
+        ref = self.groups.reference
+        ref_futures = ref.compute_log_prob_async(shards[ref.world_size]) if ref else None
+        old_futures = self.groups.actor.compute_log_prob_async(shards[self.groups.actor.world_size])
 
         with self.timer.phase("reward"):
             scored = self.groups.reward.collect(pending)
@@ -225,7 +232,7 @@ class GRPOTrainer:
         with self.timer.phase("update_actor"):
             actor_metrics = self._update_actor(encoded, advantages, old_log_probs, ref_log_probs)
         with self.timer.phase("update_weights"):
-            sent_bytes, _ = self.groups.actor.push_weights(self.groups.rollout.workers, cfg.rollout.weight_sync_bucket_mb)
+            sent_bytes = self._sync_weights()
 
         step_time = time.perf_counter() - step_start
         metrics: dict[str, float] = {"training/global_step": self.global_step,
@@ -243,6 +250,10 @@ class GRPOTrainer:
         if self._due(cfg.trainer.log_samples_freq):
             self.tracker.log_samples(batch.sample_rows(cfg.trainer.log_samples_count), self.global_step)
         return metrics
+
+    def _policy_groups_by_size(self) -> dict[int, Any]:
+        groups = [g for g in (self.groups.actor, self.groups.reference) if g is not None]
+        return {g.world_size: g for g in groups}
 
     def _update_actor(self, encoded, advantages, old_log_probs, ref_log_probs) -> dict[str, float]:
         group = self.groups.actor
@@ -277,27 +288,17 @@ class GRPOTrainer:
 
     # ------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path:
-        path = self.ckpt.begin(self.global_step)
-        self.groups.actor.call_all("save_checkpoint", str(self.ckpt.model_dir(path)))
-        self.ckpt.commit(path, {
-            "step": self.global_step,
-            "loader": self.loader.state_dict(),
-            "rng": self._rng_state(),
-            "wandb_run_id": self.tracker.run_id if self.tracker else None,
-        })
-        return path
-
-    @staticmethod
-    def _rng_state() -> dict[str, Any]:
-        return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-    @staticmethod
-    def _restore_rng(state: dict[str, Any]) -> None:
-        if not state:
-            return
-        random.setstate(state["python"])
-        np.random.set_state(state["numpy"])
-        torch.set_rng_state(state["torch"])
+        """Model + optimizer (DCP, written by the actor ranks), data position, RNG, W&B run id."""
+        step = self.global_step
+        self.ckpt.begin(step)
+        self.groups.actor.call_all("save_checkpoint", str(self.ckpt.model_dir(step)))
+        state = TrainerState(
+            step=step, epoch=self.loader.state.epoch, data_position=self.loader.state.cursor,
+            data_seed=self.loader.seed, rng=capture_rng_state(),
+            wandb_run_id=(self.tracker.run_id or "") if self.tracker else "",
+            extra={"loader": self.loader.state_dict()},
+        )
+        return self.ckpt.finalize(step, state)
 
 
 def _put(value: Any) -> Any:

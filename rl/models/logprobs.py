@@ -11,6 +11,7 @@ The model is always called through its own ``forward`` (so FSDP / PEFT wrappers 
 from __future__ import annotations
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from rl.models.encoded_batch import EncodedBatch
 from rl.models.mrope import MRopeIndexer
@@ -52,21 +53,52 @@ def response_logits(model, batch: EncodedBatch) -> torch.Tensor:
     return out.logits
 
 
+def _logprobs_chunk(
+    logits: torch.Tensor, tokens: torch.Tensor, temperature: float, with_entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits ``(N, V)``, tokens ``(N,)`` -> float32 log-probs ``(N,)`` and entropy ``(N,)`` (zeros if off)."""
+    scaled = logits.float() / temperature
+    lse = torch.logsumexp(scaled, dim=-1)
+    logp = scaled.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - lse
+    if not with_entropy:
+        return logp, torch.zeros_like(logp)
+    probs = torch.softmax(scaled, dim=-1)
+    return logp, lse - (probs * scaled).sum(-1)
+
+
 def token_logprobs_from_logits(
-    logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0, with_entropy: bool = False
+    logits: torch.Tensor,
+    tokens: torch.Tensor,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    chunk_tokens: int = 1024,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``log_softmax(logits / temperature)`` at ``tokens`` and optionally the entropy.
 
     logits: ``(..., V)``; tokens: ``(...)`` long. Returns float32 tensors of ``tokens.shape``.
+    Works through ``chunk_tokens`` positions at a time; with autograd on, each chunk is
+    checkpointed, so the float32 copies of a ``(chunk, V)`` block never pile up (a 152k
+    vocabulary makes them large).
     """
-    scaled = logits.float() / temperature
-    lse = torch.logsumexp(scaled, dim=-1)
-    logp = scaled.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - lse
-    entropy = None
-    if with_entropy:
-        probs = torch.softmax(scaled, dim=-1)
-        entropy = lse - (probs * scaled).sum(-1)
-    return logp, entropy
+    vocab = logits.shape[-1]
+    flat_logits = logits.reshape(-1, vocab)
+    flat_tokens = tokens.reshape(-1)
+    grad = torch.is_grad_enabled() and flat_logits.requires_grad
+    lps, ents = [], []
+    for start in range(0, flat_tokens.shape[0], chunk_tokens):
+        sl = slice(start, start + chunk_tokens)
+        if grad:
+            lp, ent = checkpoint(_logprobs_chunk, flat_logits[sl], flat_tokens[sl], temperature, with_entropy,
+                                 use_reentrant=False)
+        else:
+            lp, ent = _logprobs_chunk(flat_logits[sl], flat_tokens[sl], temperature, with_entropy)
+        lps.append(lp)
+        ents.append(ent)
+    if not lps:
+        empty = flat_logits.new_zeros(tokens.shape, dtype=torch.float32)
+        return empty, (empty.clone() if with_entropy else None)
+    logp = torch.cat(lps).reshape(tokens.shape)
+    return logp, (torch.cat(ents).reshape(tokens.shape) if with_entropy else None)
 
 
 def policy_logprobs(
@@ -76,11 +108,14 @@ def policy_logprobs(
     and the entropy ``(B, R)`` of the full next-token distribution when ``with_entropy``.
 
     Differentiable when called with grad enabled. Values at masked response positions
-    (``response_mask == 0``) are 0. float32 outputs on the batch's device.
+    (``response_mask == 0``) are 0. float32 outputs on the model's device (the batch is moved there).
     """
     if temperature <= 0:
         raise ValueError(f"policy_logprobs temperature must be > 0, got {temperature}")
     _check_rope(model, batch)
+    device = next(model.parameters()).device
+    if batch.device != device:
+        batch = batch.to(device)
     b, r = len(batch), batch.response_width
     trimmed = batch.trimmed()
     logp_full = torch.zeros((b, r), dtype=torch.float32, device=batch.device)

@@ -30,7 +30,6 @@ from transformers import (
     SuppressTokensLogitsProcessor,
 )
 
-from rl.config import RolloutConfig
 from rl.models.inputs import PromptEncoding, collate_prompts, default_stop_token_ids, encode_prompts
 from rl.models.loading import load_policy, load_processor
 from rl.rollout.base import GeneratedResponse, RolloutBackend, RolloutOutput, SamplingParams
@@ -190,7 +189,9 @@ class HFRolloutBackend(RolloutBackend):
 
         state = _StepLogprobs(params.temperature)
         processors = LogitsProcessorList([_RecordRawLogprobs(state)])
-        suppress = suppressed_token_ids(self.tokenizer, self.vocab_size, allowed=eos_ids)
+        # Only the chat eos (<|im_end|>) and explicitly requested stop tokens may be sampled.
+        allowed = [self.eos_token_ids[0]] + params.stop_token_ids
+        suppress = suppressed_token_ids(self.tokenizer, self.vocab_size, allowed=allowed)
         if suppress:
             processors.append(SuppressTokensLogitsProcessor(suppress, device=self.device))
         matcher = StopStringMatcher(self._token_bytes, params.stop)

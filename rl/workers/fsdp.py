@@ -145,7 +145,10 @@ def apply_fsdp2(model: nn.Module, mesh: DeviceMesh, cfg: FSDPConfig) -> nn.Modul
     the parameters' dtype); ``cfg.cpu_offload`` adds ``CPUOffloadPolicy``. Returns the model.
     """
     mp_policy = MixedPrecisionPolicy(param_dtype=torch_dtype(cfg.param_dtype), reduce_dtype=torch_dtype(cfg.reduce_dtype))
-    offload: OffloadPolicy = CPUOffloadPolicy() if cfg.cpu_offload else OffloadPolicy()
+    # pinned host memory needs CUDA; on a CPU-only machine the offload is a no-op move anyway
+    offload: OffloadPolicy = (
+        CPUOffloadPolicy(pin_memory=torch.cuda.is_available()) if cfg.cpu_offload else OffloadPolicy()
+    )
     kwargs = dict(mesh=mesh, mp_policy=mp_policy, offload_policy=offload)
     for block in shardable_blocks(model):
         fully_shard(block, reshard_after_forward=cfg.reshard_after_forward, **kwargs)

@@ -48,14 +48,17 @@ class PolicyActor:
         out = getattr(self.worker, method)(*args, **kwargs)
         return out, time.perf_counter() - start
 
-    def push_weights(self, targets: Sequence[Any], bucket_mb: int) -> tuple[int, float]:
+    def push_weights(self, targets: Sequence[Any], bucket_mb: int, checkpoint_names: bool = True) -> tuple[int, float]:
         """Gather full weights (a collective: every rank calls this) and stream them, bucket by
-        bucket, from rank 0 straight to the rollout workers (never through the driver)."""
+        bucket, from rank 0 straight to the rollout workers (never through the driver).
+
+        ``checkpoint_names``: HF checkpoint-file names (what vLLM loads) or the transformers
+        module's state-dict names (what the in-process HF backend copies into)."""
         import ray
 
         start = time.perf_counter()
         sent = 0
-        for bucket in self.worker.state_dict_buckets(bucket_mb):
+        for bucket in self.worker.state_dict_buckets(bucket_mb, checkpoint_names=checkpoint_names):
             if self.rank == 0:
                 ref = ray.put(bucket)
                 ray.get([t.update_weights.remote(ref) for t in targets])
@@ -124,10 +127,10 @@ class PolicyGroup:
     def compute_log_prob_async(self, shard_refs: Sequence[Any]) -> list[Any]:
         return self.call_async("compute_log_prob", [(ref,) for ref in shard_refs])
 
-    def push_weights(self, targets: Sequence[Any], bucket_mb: int) -> tuple[int, float]:
+    def push_weights(self, targets: Sequence[Any], bucket_mb: int, checkpoint_names: bool = True) -> tuple[int, float]:
         import ray
 
-        results = ray.get([w.push_weights.remote(targets, bucket_mb) for w in self.workers])
+        results = ray.get([w.push_weights.remote(targets, bucket_mb, checkpoint_names) for w in self.workers])
         return results[0]
 
     def shutdown(self) -> None:

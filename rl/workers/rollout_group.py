@@ -12,19 +12,21 @@ import os
 import time
 from typing import Any, Sequence
 
-from rl.config import RolloutConfig
+from rl.config import ModelConfig, RolloutConfig
 from rl.placement import PlacementPlan
 
 
 class RolloutActor:
-    def __init__(self, cfg: RolloutConfig, model_path: str, device: str = "cpu", torch_threads: int = 1):
+    def __init__(self, cfg: RolloutConfig, model_path: str, model_cfg: ModelConfig, device: str = "cpu",
+                 seed: int = 0, torch_threads: int = 1):
         import torch
 
         torch.set_num_threads(torch_threads)
         os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads))
         from rl.rollout import build_rollout_backend
 
-        self.backend = build_rollout_backend(cfg, model_path, device=device)
+        self.backend = build_rollout_backend(cfg, model_path, device=device, dtype=model_cfg.dtype,
+                                             attn_implementation=model_cfg.attn_implementation, seed=seed)
 
     def generate(self, prompts: list[dict[str, Any]], params: Any) -> tuple[Any, float]:
         start = time.perf_counter()
@@ -54,14 +56,16 @@ class RolloutActor:
 
 
 class RolloutGroup:
-    def __init__(self, cfg: RolloutConfig, model_path: str, plan: PlacementPlan, device: str = "cpu",
-                 torch_threads: int = 1):
+    def __init__(self, cfg: RolloutConfig, model_path: str, plan: PlacementPlan, model_cfg: ModelConfig,
+                 device: str = "cpu", seed: int = 0, torch_threads: int = 1):
         import ray
 
         n = plan.slots["rollout"].num_workers
         cls = ray.remote(RolloutActor)
+        # Each worker gets its own sampling seed stream.
         self.workers = [
-            cls.options(**plan.actor_options("rollout", i)).remote(cfg, model_path, device, torch_threads)
+            cls.options(**plan.actor_options("rollout", i)).remote(
+                cfg, model_path, model_cfg, device, seed + 1000 * i, torch_threads)
             for i in range(n)
         ]
         ray.get([w.ping.remote() for w in self.workers])

@@ -45,3 +45,22 @@ def assert_weights_close(actual: dict, expected: dict, atol: float = 1e-6) -> No
         if atol > 0 and name.endswith(ADAM_NOISE_PARAMS):
             continue
         torch.testing.assert_close(actual[name], tensor, rtol=0, atol=atol, msg=lambda m: f"{name}: {m}")
+
+
+def capture_step_grads(worker) -> list[dict[str, torch.Tensor]]:
+    """Record the (clipped) full gradients the worker's optimizer sees at every step.
+
+    Post-Adam weights only reflect ~sign(grad) after one step; the gradients themselves are
+    the precise check of the loss and its normalisation.
+    """
+    from rl.workers.fsdp import full_tensor
+
+    names = {id(p): n for n, p in worker.model.named_parameters()}
+    recorded: list[dict[str, torch.Tensor]] = []
+
+    def before_step(optimizer, args, kwargs):
+        recorded.append({names[id(p)]: full_tensor(p.grad) for group in optimizer.param_groups
+                         for p in group["params"] if p.grad is not None})
+
+    worker.optimizer.register_step_pre_hook(before_step)
+    return recorded

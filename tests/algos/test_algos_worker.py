@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from rl.config import ActorConfig, LoraConfig, ModelConfig, OptimConfig, SFTConfig
+from rl.config import ActorConfig, FSDPConfig, LoraConfig, ModelConfig, OptimConfig, SFTConfig
 from rl.workers.policy import PolicyWorker
-from tests.algos.hand import assert_weights_close, hand_loss
+from tests.algos.hand import assert_weights_close, capture_step_grads, hand_loss
 from tests.algos.text_lm import (TEXT_HOOKS, build_text_model, load_text_model, make_batch, rollout_data,
                                  text_logprobs)
 
@@ -45,8 +45,9 @@ def weights(worker: PolicyWorker) -> dict[str, torch.Tensor]:
     return {n: t for bucket in worker.state_dict_buckets(64, checkpoint_names=False) for n, t in bucket}
 
 
-def reference_update(model_dir, batch, adv, old, ref, mini_batches, epochs=1, lr=LR, grad_norms=None):
-    """Plain model, hand loss (token mean per mini-batch), torch clip + AdamW; appends the grad norms."""
+def reference_update(model_dir, batch, adv, old, ref, mini_batches, epochs=1, lr=LR, grad_norms=None, grads=None):
+    """Plain model, hand loss (token mean per mini-batch), torch clip + AdamW; appends the grad
+    norms and the clipped gradients of every step."""
     model = load_text_model(str(model_dir), ModelConfig())
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=0.01)
     for _ in range(epochs):
@@ -59,20 +60,33 @@ def reference_update(model_dir, batch, adv, old, ref, mini_batches, epochs=1, lr
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             if grad_norms is not None:
                 grad_norms.append(float(norm))
+            if grads is not None:
+                grads.append({k: p.grad.detach().clone() for k, p in model.named_parameters()})
             opt.step()
     return {k: v.detach() for k, v in model.state_dict().items()}
 
 
+def assert_grads_close(actual: list[dict], expected: list[dict]) -> None:
+    assert len(actual) == len(expected)
+    for step, (got, want) in enumerate(zip(actual, expected)):
+        assert set(got) == set(want)
+        for name, grad in want.items():
+            torch.testing.assert_close(got[name], grad, rtol=1e-4, atol=1e-7, msg=lambda m: f"step {step} {name}: {m}")
+
+
 def test_update_matches_plain_torch_for_every_micro_batch_size(model_dir):
     batch, adv, old, ref = rollout_data(model_dir)
-    grad_norms = []
-    expected = reference_update(model_dir, batch, adv, old, ref, [list(range(8))], grad_norms=grad_norms)
+    grad_norms, expected_grads = [], []
+    expected = reference_update(model_dir, batch, adv, old, ref, [list(range(8))], grad_norms=grad_norms,
+                                grads=expected_grads)
     initial = load_text_model(str(model_dir), ModelConfig()).state_dict()
     assert max((expected[k] - initial[k]).abs().max() for k in initial) > 1e-4  # the update moves weights
     for micro in (1, 2, 3, 4, 8):
         worker = make_worker(model_dir, actor_cfg(micro=micro))
+        grads = capture_step_grads(worker)
         metrics = worker.update_policy(batch, adv, old, ref, global_num_tokens=int(batch.response_mask.sum()),
                                        global_num_seqs=8)
+        assert_grads_close(grads, expected_grads)
         assert_weights_close(weights(worker), expected)
         # Adam's first step is blind to the gradient's scale; the grad norm is not
         assert metrics["actor/grad_norm"] == pytest.approx(grad_norms[0], rel=1e-5)
@@ -89,13 +103,39 @@ def test_update_matches_plain_torch_for_every_micro_batch_size(model_dir):
 
 def test_mini_batches_and_epochs_match_plain_torch(model_dir):
     batch, adv, old, ref = rollout_data(model_dir, seed=1)
-    grad_norms = []
+    grad_norms, expected_grads = [], []
     expected = reference_update(model_dir, batch, adv, old, ref, [[0, 1, 2, 3], [4, 5, 6, 7]], epochs=2,
-                                grad_norms=grad_norms)
+                                grad_norms=grad_norms, grads=expected_grads)
     worker = make_worker(model_dir, actor_cfg(micro=3, mini=2, epochs=2), rollout_n=2)  # 2 prompts x n=2 per mini
+    grads = capture_step_grads(worker)
     metrics = worker.update_policy(batch, adv, old, ref)
+    assert_grads_close(grads, expected_grads)
     assert_weights_close(weights(worker), expected)
     assert metrics["actor/grad_norm"] == pytest.approx(sum(grad_norms) / 4, rel=1e-5)
+
+
+@pytest.mark.parametrize("fsdp, gradient_checkpointing", [
+    (FSDPConfig(cpu_offload=True), False),
+    (FSDPConfig(reshard_after_forward=False), False),
+    (FSDPConfig(), True),
+    (FSDPConfig(param_dtype="bfloat16"), False),
+])
+def test_fsdp_options_keep_the_gradients(model_dir, fsdp, gradient_checkpointing):
+    batch, adv, old, ref = rollout_data(model_dir)
+    expected_grads = []
+    reference_update(model_dir, batch, adv, old, ref, [list(range(8))], grads=expected_grads)
+    cfg = actor_cfg(micro=3)
+    cfg.fsdp = fsdp
+    worker = PolicyWorker(str(model_dir), ModelConfig(gradient_checkpointing=gradient_checkpointing), cfg,
+                          hooks=TEXT_HOOKS)
+    grads = capture_step_grads(worker)
+    worker.update_policy(batch, adv, old, ref)
+    if fsdp.param_dtype == "bfloat16":  # bf16 compute: same gradient up to bf16 rounding
+        for name, grad in expected_grads[0].items():
+            cosine = torch.nn.functional.cosine_similarity(grads[0][name].flatten(), grad.flatten(), dim=0)
+            assert cosine > 0.99 or grad.abs().max() < 1e-6, name
+    else:
+        assert_grads_close(grads, expected_grads)
 
 
 def test_compute_log_prob_matches_plain_model(model_dir):

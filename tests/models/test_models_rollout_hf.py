@@ -88,7 +88,7 @@ def test_sampled_logprobs_equal_teacher_forcing(backend, rollout, image_prompts)
 
 
 def test_seeded_generation(backend, image_prompts):
-    params = dict(n=4, temperature=1.0, max_tokens=8)
+    params = dict(n=2, temperature=1.0, max_tokens=6)
     a = backend.generate(image_prompts, SamplingParams(seed=5, **params))
     b = backend.generate(image_prompts, SamplingParams(seed=5, **params))
     c = backend.generate(image_prompts, SamplingParams(seed=6, **params))
@@ -99,7 +99,7 @@ def test_seeded_generation(backend, image_prompts):
 def test_greedy_and_top_k_1_follow_the_argmax(backend, image_prompts, processor):
     """Greedy tokens are the argmax of the teacher-forced logits over the allowed tokens; top_k=1
     sampling gives the same tokens, and its log-probs are the *raw* ones (before top-k filtering)."""
-    greedy = backend.generate(image_prompts, SamplingParams(n=2, temperature=0.0, max_tokens=10))
+    greedy = backend.generate(image_prompts, SamplingParams(n=2, temperature=0.0, max_tokens=8))
     assert greedy.token_ids[0] == greedy.token_ids[1] and greedy.token_ids[2] == greedy.token_ids[3]
     batch = encode_for_training(processor, [p for p in image_prompts for _ in range(2)], greedy.token_ids)
     with torch.no_grad():
@@ -113,7 +113,7 @@ def test_greedy_and_top_k_1_follow_the_argmax(backend, image_prompts, processor)
     ref = greedy.padded_logprobs(batch.response_width)
     assert (tf_lp - ref)[mask].abs().max() < 1e-4
 
-    top1 = backend.generate(image_prompts, SamplingParams(n=2, temperature=1.0, top_k=1, max_tokens=10, seed=1))
+    top1 = backend.generate(image_prompts, SamplingParams(n=2, temperature=1.0, top_k=1, max_tokens=8, seed=1))
     assert top1.token_ids == greedy.token_ids
     assert top1.padded_logprobs(batch.response_width)[mask].max() < -1e-3  # not the filtered 0.0
     assert (top1.padded_logprobs(batch.response_width) - ref)[mask].abs().max() < 1e-4
@@ -123,7 +123,7 @@ def test_stop_string_truncates_the_same_samples(backend, image_prompts, processo
     """With a fixed seed, generating with a stop string gives the no-stop responses cut right after
     the token where the stop string first appears (checked by decoding prefixes)."""
     tok = processor.tokenizer
-    base = dict(n=N, temperature=1.0, max_tokens=MAX_TOKENS, seed=23)
+    base = dict(n=4, temperature=1.0, max_tokens=16, seed=23)
     free = backend.generate(image_prompts, SamplingParams(**base))
     # a stop string spanning three tokens of response 0 and ending inside the third one
     ids = free.token_ids[0]
@@ -150,7 +150,7 @@ def test_update_weights_takes_another_models_weights(tiny_dir, image_prompts):
     processor = load_processor(tiny_dir)
     be = HFRolloutBackend(load_policy(tiny_dir), processor, micro_batch_size=2)
     other = sharpen_(load_policy(tiny_dir), seed=7)
-    params = SamplingParams(n=4, temperature=1.0, max_tokens=12, seed=3)
+    params = SamplingParams(n=2, temperature=1.0, max_tokens=10, seed=3)
 
     def chunks():  # a stream, as the actor sends it; the tied lm_head is not in named_parameters()
         for name, p in other.named_parameters():

@@ -1,0 +1,238 @@
+"""The evaluator: Ray actors that run the whole evaluation pipeline on their own resources.
+
+Placement comes from the cluster config's ``evaluator`` pool (``cluster.evaluator``:
+workers, CPUs / GPUs per worker) through :class:`rl.placement.PlacementPlan`: pass the
+driver's plan (built with an ``"evaluator"`` role) or let :class:`Evaluator` make its own.
+With several workers the videos are split between them (worker ``i`` takes every
+``n``-th video), each writes its masks to the shared output folder, and worker 0 scores.
+
+Driver use (every ``eval.freq`` steps)::
+
+    evaluator = Evaluator(cfg, plan)                          # once, after plan.create()
+    ...
+    export = actor_group.call_all("export_hf", f"{run_dir}/eval_export")   # HF folder
+    result = evaluator.evaluate(checkpoint_dir=export_dir, step=step)     # or .submit(...).result()
+    metrics.update(result["metrics"])     # val/J, val/F, val/J&F (+ ReVOS splits, R, timing)
+    result["images"]                      # keyframe overlays, H x W x 3 uint8, for W&B
+    evaluator.shutdown()                  # at the end
+
+Standalone: ``Evaluator(cfg).evaluate(checkpoint_dir=PATH)`` (starts its own placement group;
+Ray must be initialised), or :class:`EvalWorker` directly in-process without Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from rl.config import Config
+from rl.eval.pipeline import EvalPipeline, PredictReport, resolve_dataset
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EvalWorker", "Evaluator", "PendingEvaluation", "summary_metrics", "package_result"]
+
+METRIC_PREFIX = "val/"
+
+
+def summary_metrics(summary: Mapping[str, Any], prefix: str = METRIC_PREFIX) -> dict[str, float]:
+    """Flat scalar metrics of a pipeline summary: ``val/J``, ``val/F``, ``val/J&F`` (x100), ``val/R``,
+    ReVOS ``val/referring/J&F`` / ``val/reasoning/J&F``, diagnostics and ``val/timing_s/<stage>``.
+    Values that are None (nothing to average) are left out."""
+    out: dict[str, float] = {}
+
+    def put(key: str, value: Any) -> None:
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            out[prefix + key] = float(value)
+
+    for key in ("J", "F", "J&F", "R"):
+        put(key, summary.get(key))
+    for split in ("referring", "reasoning"):
+        block = summary.get(split) or {}
+        for key in ("J", "F", "J&F"):
+            put(f"{split}/{key}", block.get(key))
+    put("num_expressions", summary.get("num_expressions"))
+    diag = summary.get("diagnostics") or {}
+    for key in ("keyframe_area_ratio", "aks_rounds", "box_iou_before_segmentation", "htfs_levels"):
+        put(f"diagnostics/{key}", diag.get(key))
+    for stage, seconds in (summary.get("timing_s") or {}).items():
+        put(f"timing_s/{stage}", seconds)
+    put("skipped_videos", (summary.get("skipped_videos") or {}).get("count"))
+    return out
+
+
+def _named_tensors(weights: Any) -> Iterable[tuple[str, Any]]:
+    return weights.items() if isinstance(weights, Mapping) else weights
+
+
+class EvalWorker:
+    """Runs the pipeline (inside a Ray actor, or in-process).
+
+    Args:
+        cfg: the run config; model_path: initial policy (HF folder) or None;
+        torch_threads: torch CPU threads of this worker.
+
+    The segmenter and propagator are built once and kept; the policy is reloaded from
+    ``checkpoint_dir`` on every call that passes one (the driver may re-export to the
+    same folder), or updated in place from ``weights``.
+    """
+
+    def __init__(self, cfg: Config, model_path: Optional[str] = None, torch_threads: int = 1):
+        import torch
+
+        torch.set_num_threads(max(1, int(torch_threads)))
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, int(torch_threads))))
+        self.cfg = cfg
+        self.model_path = model_path or cfg.eval.checkpoint or None
+        self.pipeline: Optional[EvalPipeline] = None
+
+    def ping(self) -> bool:
+        return True
+
+    def _prepare(self, checkpoint_dir: Optional[str], weights: Any) -> EvalPipeline:
+        if checkpoint_dir is not None or self.pipeline is None:
+            reuse = {}
+            if self.pipeline is not None:
+                reuse = {"segmenter": self.pipeline.segmenter, "propagator": self.pipeline.propagator}
+                self.pipeline.close()
+            if checkpoint_dir is not None:
+                self.model_path = str(checkpoint_dir)
+            self.pipeline = EvalPipeline(self.cfg, self.model_path, **reuse)
+        if weights is not None:
+            count = self.pipeline.update_weights(_named_tensors(weights))
+            log.info("evaluator: loaded %d tensors", count)
+        return self.pipeline
+
+    def output_dir(self, step: Optional[int] = None) -> str:
+        base = Path(self.cfg.eval.out_dir or Path(self.cfg.trainer.run_dir) / "eval")
+        return str(base / f"step_{step:06d}" if step is not None else base)
+
+    def predict(self, out_dir: str, shard: int = 0, num_shards: int = 1, checkpoint_dir: Optional[str] = None,
+                weights: Any = None, max_videos: Optional[int] = None) -> PredictReport:
+        """Predict every ``num_shards``-th video starting at ``shard`` into ``out_dir``."""
+        from data.readers import open_dataset
+
+        pipeline = self._prepare(checkpoint_dir, weights)
+        root, fmt, split = resolve_dataset(self.cfg)
+        reader = open_dataset(root, fmt, split)
+        ids = reader.video_ids()
+        limit = self.cfg.eval.max_videos if max_videos is None else max_videos
+        if limit is not None and limit >= 0:
+            ids = ids[:limit]
+        return pipeline.predict(reader, ids[shard::num_shards], out_dir)
+
+    def score(self, report: PredictReport, out_dir: str) -> dict[str, Any]:
+        root, fmt, split = resolve_dataset(self.cfg)
+        pipeline = self._prepare(None, None)
+        return pipeline.score(report, root, fmt, split, out_dir)
+
+    def evaluate(self, checkpoint_dir: Optional[str] = None, weights: Any = None, step: Optional[int] = None,
+                 out_dir: Optional[str] = None, max_videos: Optional[int] = None) -> dict[str, Any]:
+        """Predict and score everything on this worker; returns :func:`package_result`."""
+        out = out_dir or self.output_dir(step)
+        report = self.predict(out, 0, 1, checkpoint_dir, weights, max_videos)
+        summary = self.score(report, out)
+        return package_result(summary, report, out, step)
+
+
+def package_result(summary: dict[str, Any], report: PredictReport, out_dir: str, step: Optional[int]) -> dict[str, Any]:
+    """``{"metrics": {val/...}, "images": [H x W x 3 uint8], "summary": ..., "out_dir": ..., "step": ...}``."""
+    return {"metrics": summary_metrics(summary), "images": list(report.overlays), "summary": summary,
+            "out_dir": str(out_dir), "step": step}
+
+
+class PendingEvaluation:
+    """An evaluation started by :meth:`Evaluator.submit`; :meth:`result` waits for it."""
+
+    def __init__(self, evaluator: "Evaluator", refs: list[Any], out_dir: str, step: Optional[int]):
+        self._evaluator = evaluator
+        self._refs = refs
+        self.out_dir = out_dir
+        self.step = step
+
+    def done(self) -> bool:
+        import ray
+
+        ready, _ = ray.wait(self._refs, num_returns=len(self._refs), timeout=0)
+        return len(ready) == len(self._refs)
+
+    def result(self) -> dict[str, Any]:
+        import ray
+
+        values = ray.get(self._refs)
+        if len(values) == 1 and isinstance(values[0], dict):
+            return values[0]
+        report = PredictReport()
+        for part in values:
+            report.merge(part)
+        summary = ray.get(self._evaluator.workers[0].score.remote(report, self.out_dir))
+        return package_result(summary, report, self.out_dir, self.step)
+
+
+class Evaluator:
+    """Driver-side handle of the evaluator actors.
+
+    Args:
+        cfg: the run config (``eval.*``, ``cluster.evaluator``).
+        plan: a created :class:`~rl.placement.PlacementPlan` with an ``"evaluator"`` role; None
+            makes (and later removes) a plan holding only the evaluator pool.
+        model_path: initial policy; None: ``eval.checkpoint`` (or no policy until a
+            ``checkpoint_dir`` is passed).
+    """
+
+    def __init__(self, cfg: Config, plan: Any = None, model_path: Optional[str] = None):
+        import ray
+
+        from rl.placement import PlacementPlan
+
+        if not ray.is_initialized():
+            raise RuntimeError("Evaluator needs Ray: call ray.init (launch.common.init_ray) first")
+        self.cfg = cfg
+        self._own_plan = plan is None
+        if plan is None:
+            plan = PlacementPlan(cfg.cluster, {"evaluator": cfg.cluster.evaluator.num_workers})
+            plan.create()
+        if "evaluator" not in plan.slots:
+            raise ValueError("the placement plan has no 'evaluator' role; build it with roles['evaluator'] = "
+                             "cfg.cluster.evaluator.num_workers")
+        self.plan = plan
+        slot = plan.slots["evaluator"]
+        threads = max(1, int(slot.cpus))
+        cls = ray.remote(EvalWorker)
+        self.workers = [cls.options(**plan.actor_options("evaluator", i)).remote(cfg, model_path, threads)
+                        for i in range(slot.num_workers)]
+        ray.get([w.ping.remote() for w in self.workers])
+
+    def submit(self, checkpoint_dir: Optional[str] = None, weights: Any = None, step: Optional[int] = None,
+               out_dir: Optional[str] = None, max_videos: Optional[int] = None) -> PendingEvaluation:
+        """Start an evaluation without waiting (the driver may keep training meanwhile)."""
+        base = Path(self.cfg.eval.out_dir or Path(self.cfg.trainer.run_dir) / "eval")
+        out = str(out_dir or (base / f"step_{step:06d}" if step is not None else base))
+        if weights is not None and not isinstance(weights, (list, tuple)):
+            weights = list(_named_tensors(weights))
+        if len(self.workers) == 1:
+            refs = [self.workers[0].evaluate.remote(checkpoint_dir, weights, step, out, max_videos)]
+        else:
+            n = len(self.workers)
+            refs = [w.predict.remote(out, i, n, checkpoint_dir, weights, max_videos) for i, w in enumerate(self.workers)]
+        return PendingEvaluation(self, refs, out, step)
+
+    def evaluate(self, checkpoint_dir: Optional[str] = None, weights: Any = None, step: Optional[int] = None,
+                 out_dir: Optional[str] = None, max_videos: Optional[int] = None) -> dict[str, Any]:
+        """Run an evaluation and wait for it; see :func:`package_result` for the returned dict."""
+        return self.submit(checkpoint_dir, weights, step, out_dir, max_videos).result()
+
+    def shutdown(self) -> None:
+        import ray
+
+        for w in self.workers:
+            try:
+                ray.kill(w, no_restart=True)
+            except Exception:  # noqa: BLE001 - best effort at shutdown
+                pass
+        self.workers = []
+        if self._own_plan:
+            self.plan.remove()
