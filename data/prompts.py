@@ -90,17 +90,29 @@ def _context(description: str | None) -> str:
     return f"\nVideo description: {clean_query(description)}." if description else ""
 
 
+_KTG_COMPACT = 'Find "{query}" in this {width}x{height} image. Answer with <think></think><answer>{format}</answer>.'
+
+
 def ktg_prompt(
     query: str,
     input_size: Sequence[int],
     negative_points: bool = False,
     description: str | None = None,
+    style: str = "full",
 ) -> str:
     """KTG prompt for one keyframe of size ``input_size`` ``[W, H]``.
 
     ``negative_points`` selects the VideoSeg-R1 variant (one ``neg_point_2d`` per
     object); ``description`` optionally adds RCoT-Seg's video description as context.
+    ``style="compact"``: a one-line prompt with the same answer format, for tiny models
+    whose cost grows with the prompt length (the CPU quickstart).
     """
+    if style == "compact":
+        fmt = _KTG_FORMAT_NEG if negative_points else _KTG_FORMAT
+        return _KTG_COMPACT.format(query=clean_query(query), width=int(input_size[0]),
+                                   height=int(input_size[1]), format=fmt)
+    if style != "full":
+        raise ValueError(f"unknown prompt style {style!r}; expected 'full' or 'compact'")
     fmt = _KTG_FORMAT_NEG if negative_points else _KTG_FORMAT
     text = _KTG_TEMPLATE.format(
         query=clean_query(query), context=_context(description), format=fmt,

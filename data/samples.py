@@ -128,6 +128,8 @@ class SampleOptions:
     num_sampled_frames: int = 6
     veason_keyframe_topk: int = 5
     seed: int = 0
+    # "full" prompt templates or the one-line "compact" KTG prompt (tiny CPU models).
+    prompt_style: str = "full"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -158,7 +160,7 @@ class SampleOptions:
         return cls(
             task=cfg.task, input_size=tuple(cfg.input_size), reward=reward,
             num_sampled_frames=cfg.num_sampled_frames, veason_keyframe_topk=cfg.veason_keyframe_topk,
-            seed=cfg.seed, **overrides,
+            seed=cfg.seed, prompt_style=getattr(cfg, "prompt_style", "full"), **overrides,
         )
 
 
@@ -371,7 +373,7 @@ def build_ktg_record(
         "frame_indices": [t],
         "orig_size": [sample.width, sample.height],
         "input_size": list(opts.input_size),
-        "prompt": prompts.ktg_prompt(exp.text, opts.input_size, negative_points=neg),
+        "prompt": prompts.ktg_prompt(exp.text, opts.input_size, negative_points=neg, style=opts.prompt_style),
         "sft_target": prompts.ktg_sft_target(exp.text, objects, opts.input_size, negative_points=neg),
         "reward": opts.reward_name,
         "ground_truth": {

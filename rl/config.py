@@ -80,6 +80,8 @@ class DataConfig:
     single_to_multi_ratio: float = 3.0
     # Built training samples (JSONL or parquet). Empty: <run_dir>/data/<task>.jsonl.
     samples_path: str = ""
+    # Prompt templates: "full" (paper-style instructions) or "compact" (one line; tiny CPU models).
+    prompt_style: str = "full"
     # Held-out fraction of videos used for validation prompts.
     val_fraction: float = 0.125
     max_samples: int = -1
@@ -434,6 +436,7 @@ class Config:
 _CHOICES: dict[str, Sequence[str]] = {
     "data.format": ("synthetic", "mevis", "revos", "refytvos", "davis"),
     "data.task": ("ktg", "aks", "veason"),
+    "data.prompt_style": ("full", "compact"),
     "data.synthetic.background": ("ramp", "noise", "plain"),
     "reward.segmenter.backend": ("grabcut", "sam2", "oracle_box"),
     "model.dtype": ("float32", "bfloat16", "float16"),

@@ -196,6 +196,7 @@ class GRPOTrainer:
         self.timer.reset()
         step_start = time.perf_counter()
         records = self.loader.next_batch()
+        self.tracker.log_batch([str(r.get("id", "")) for r in records], self.global_step)
         busy: dict[str, float] = {}
 
         with self.timer.phase("gen"):

@@ -43,13 +43,14 @@ class Tracker:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.samples_path = self.run_dir / "samples.jsonl"
-        if resume_step is not None:
-            # Steps after the checkpoint are re-run: drop their stale lines.
-            self._truncate(self.metrics_path, resume_step)
-            self._truncate(self.samples_path, resume_step)
-        elif self.metrics_path.exists():
-            self.metrics_path.unlink()
-            self.samples_path.unlink(missing_ok=True)
+        self.batches_path = self.run_dir / "batches.jsonl"
+        files = (self.metrics_path, self.samples_path, self.batches_path)
+        for path in files:
+            if resume_step is not None:
+                # Steps after the checkpoint are re-run: drop their stale lines.
+                self._truncate(path, resume_step)
+            else:
+                path.unlink(missing_ok=True)
         self._wandb = None
         self.run_id = run_id
         if cfg.wandb_mode != "disabled":
@@ -105,6 +106,11 @@ class Tracker:
             columns = list(rows[0].keys())
             data = [[_jsonable(r.get(c)) for c in columns] for r in rows]
             self._wandb.log({table: wandb.Table(columns=columns, data=data)}, step=step)
+
+    def log_batch(self, record_ids: Sequence[str], step: int) -> None:
+        """The ids of the prompts a step trained on (``batches.jsonl``: audits data order and resumes)."""
+        with self.batches_path.open("a") as f:
+            f.write(json.dumps({"step": step, "ids": list(record_ids)}) + "\n")
 
     def finish(self) -> None:
         if self._wandb is not None:

@@ -129,7 +129,6 @@ class HFRolloutBackend(RolloutBackend):
             bos_token_id=getattr(model.generation_config, "bos_token_id", None),
         )
         self._token_bytes = token_bytes_table(self.tokenizer, self.vocab_size)
-        self._state_names = set(self.model.state_dict().keys())
 
     @classmethod
     def from_pretrained(

@@ -100,11 +100,12 @@ class PolicyWorker:
 
         fsdp_utils.init_distributed(rank, world_size, master_addr, master_port)
         self.device = torch.device(fsdp_utils.device_type())
-        torch.manual_seed(seed)
-        model = self.hooks.load(self.model_path, model_cfg)
         self.uses_lora = role == "sft" and sft_cfg.lora.rank > 0
-        if self.uses_lora:
-            model = apply_lora(model, sft_cfg.lora)
+        with torch.random.fork_rng(devices=[]):  # same init on every rank, process RNG untouched
+            torch.manual_seed(seed)
+            model = self.hooks.load(self.model_path, model_cfg)
+            if self.uses_lora:
+                model = apply_lora(model, sft_cfg.lora)
         if role == "reference":
             model.requires_grad_(False)
         elif model_cfg.gradient_checkpointing:

@@ -260,3 +260,12 @@ def test_sft_lora_loss_merge_and_export(model_dir, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(text_logprobs(reloaded, batch)[0], text_logprobs(merged, batch)[0],
                                    rtol=1e-5, atol=1e-5)
+
+    # LoRA checkpoints round-trip; another role cannot load them
+    worker.save_checkpoint(str(tmp_path / "sft_ckpt"))
+    resumed = make_worker(model_dir, actor_cfg(), role="sft", sft_cfg=sft, total_steps=5, seed=123)
+    resumed.load_checkpoint(str(tmp_path / "sft_ckpt"))
+    assert resumed.global_step == 4
+    assert_weights_close(dict(iter_full_tensors(resumed.model)), adapters, atol=0)
+    with pytest.raises(RuntimeError, match="'sft'"):
+        make_worker(model_dir, actor_cfg()).load_checkpoint(str(tmp_path / "sft_ckpt"))

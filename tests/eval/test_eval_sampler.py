@@ -211,7 +211,7 @@ def test_htfs_malformed_answers_fall_back_and_are_counted(tmp_path):
 
 
 def test_htfs_stops_when_the_model_does_not_narrow_the_segment(tmp_path):
-    mllm, backend = client(lambda record, k: "<answer>[0, 39]</answer>" if "between" in record["prompt"]
+    mllm, backend = client(lambda record, k: "<answer>[0, 39]</answer>" if "between frames" in record["prompt"]
                            else "<answer>25</answer>")
     sampler = HierarchicalSampler(mllm, HTFSParams(num_intervals=2, frame_size=(16, 16)))
     (result,) = sampler.select([query(tmp_path)])
@@ -243,8 +243,10 @@ def test_htfs_recursion_ends_below_delta_or_records_why(tmp_path_factory, num_fr
 # ------------------------------------------------------------------------ RCoT-Seg
 
 
-def rcot_script(aks_answers: Sequence[str], kfg: str = "3", reselect: Callable[[int], str] = lambda r: str(10 + r)):
-    """KFG answers ``kfg``; the r-th AKS question gets ``aks_answers[r]``; the r-th re-selection ``reselect(r)``."""
+def rcot_script(aks_answers: Sequence[str], kfg: str = "3", reselect: Callable[[int], str] = lambda r: str(10 + r),
+                per_frame: bool = False):
+    """KFG answers ``kfg``; the r-th AKS question gets ``aks_answers[r]`` (``per_frame``: B for frame ``kfg``,
+    else A); the r-th re-selection question gets ``reselect(r)``."""
     state = {"aks": 0, "reselect": 0}
 
     def script(record, k):
@@ -253,6 +255,8 @@ def rcot_script(aks_answers: Sequence[str], kfg: str = "3", reselect: Callable[[
             return "<think>t</think><answer>Shapes move to the right.</answer>"
         if "Is this frame a good keyframe" in prompt:
             answer = aks_answers[min(state["aks"], len(aks_answers) - 1)]
+            if per_frame:
+                answer = "B" if Path(record["images"][0]).name.startswith(f"{int(kfg):05d}_") else "A"
             state["aks"] += 1
             return f"<think>t</think><answer>{answer}</answer>"
         if "were judged unsuitable" in prompt:
@@ -302,7 +306,7 @@ def test_aks_disabled_with_lambda_zero(tmp_path):
 
 def test_rcot_malformed_answers_fall_back_and_are_counted(tmp_path):
     def script(record, k):
-        return "no idea" if "good keyframe" not in record["prompt"] else "<answer>maybe</answer>"
+        return "<think>hmm</think>" if "good keyframe" not in record["prompt"] else "<answer>maybe</answer>"
 
     sampler, _ = rcot(tmp_path, script)
     (result,) = sampler.select([query(tmp_path)])
@@ -321,7 +325,7 @@ def test_reselecting_a_rejected_frame_moves_to_the_nearest_free_one(tmp_path):
 
 
 def test_rcot_light_reselects_on_16_uniform_frames_and_describes_each_video_once(tmp_path):
-    sampler, backend = rcot(tmp_path, rcot_script(["B", "A"]), light=True, light_frames=16, max_frames=32)
+    sampler, backend = rcot(tmp_path, rcot_script(["A"], per_frame=True), light=True, light_frames=16, max_frames=32)
     q0, q1 = query(tmp_path, "v0"), query(tmp_path, "v1")
     q0b = SamplerQuery(q0.video, "1", "the blue square")
     results = sampler.select([q0, q0b, q1])

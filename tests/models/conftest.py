@@ -22,6 +22,16 @@ def sharpen_(model: torch.nn.Module, seed: int, std: float = 0.15) -> torch.nn.M
     return model
 
 
+@pytest.fixture(scope="package", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on the shared 2-core machine, 2 threads make the tiny model's many
+    small ops ~10x slower under load (measured on generate)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     return build_tiny_qwen25vl(tmp_path_factory.mktemp("tiny") / "policy", TinyModelConfig(), image_size=112)
