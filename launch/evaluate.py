@@ -134,8 +134,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     ev.out_dir = _absolute(ev.out_dir or f"{cfg.trainer.run_dir}/eval")
     try:
         check_eval_config(cfg)
+        pipeline = EvalPipeline(cfg, ev.checkpoint or None)       # checks the checkpoint before any data work
         root, fmt, split = resolve_dataset(cfg)
-        pipeline = EvalPipeline(cfg, ev.checkpoint or None)
         try:
             summary = pipeline.run(root, fmt, split, ev.out_dir, max_videos=ev.max_videos)
         finally:

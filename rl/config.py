@@ -37,11 +37,17 @@ class ConfigError(ValueError):
 class SyntheticConfig:
     """Procedural synthetic videos written in the MeViS/ReVOS on-disk format."""
 
+    # Number of generated videos (split into train/val by data.val_fraction).
     num_videos: int = 32
+    # Frames per video.
     num_frames: int = 8
+    # Frame height in pixels.
     height: int = 112
+    # Frame width in pixels.
     width: int = 112
+    # Most shapes drawn in one video.
     max_objects: int = 3
+    # Generator seed: the same seed writes byte-identical data sets.
     seed: int = 0
     # "ramp": background colour channels ramp with x and y (gives a position
     # signal that Qwen2.5-VL's vision tower, lacking absolute position
@@ -58,15 +64,19 @@ class SyntheticConfig:
     max_speed: float = 0.06
     # Expressions kept per video (referring / reasoning / no-target, round robin).
     max_expressions: int = 6
+    # JPEG quality of the written frames.
     jpeg_quality: int = 95
 
 
 @dataclass
 class DataConfig:
+    """Where the training data comes from and how samples are built."""
+
     # synthetic | mevis | revos | refytvos | davis
     format: str = "synthetic"
     # Folder that holds meta_expressions.json (and mask_dict.json or Annotations/).
     root: str = "runs/data/synthetic"
+    # Data set split to read (train | valid | valid_u | test ... as released).
     split: str = "train"
     # Training task of the built samples: ktg (keyframe target grounding),
     # aks (agentic keyframe selection A/B), veason (keyframe + boxes over sampled frames).
@@ -75,6 +85,7 @@ class DataConfig:
     input_size: list[int] = field(default_factory=lambda: [840, 840])
     # Veason-R1: frames sampled per video; keyframe drawn from the top-k largest-area frames.
     num_sampled_frames: int = 6
+    # Veason-R1: the keyframe is drawn from this many largest-area frames.
     veason_keyframe_topk: int = 5
     # AKS: ratio of single- to multi-target samples (3:1 in RCoT-Seg).
     single_to_multi_ratio: float = 3.0
@@ -84,7 +95,9 @@ class DataConfig:
     prompt_style: str = "full"
     # Held-out fraction of videos used for validation prompts.
     val_fraction: float = 0.125
+    # Cap on built samples (-1 = all).
     max_samples: int = -1
+    # Seed of sample building (AKS negatives, Veason frame draws, negative points).
     seed: int = 0
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
@@ -104,16 +117,29 @@ class SegmenterConfig:
     checkpoint: str = ""
     # SAM2 input resolution (1024 released; smaller for CPU tests).
     image_size: int = 1024
+    # Device of the segmenter model (cpu | cuda).
     device: str = "cpu"
+    # GrabCut iterations of the CPU default segmenter.
     grabcut_iterations: int = 3
+    # GrabCut: radius (px) of the definite foreground/background disc drawn at each point.
+    grabcut_point_radius: int = 2
+    # SAM2: image embeddings kept in the LRU cache (one per keyframe of a GRPO group).
+    embedding_cache_size: int = 8
+    # SAM2: predict 3 candidate masks per prompt and keep the best-scored one.
+    multimask_output: bool = True
+    # SAM2: prompt sets decoded per batched mask-decoder call.
+    decode_batch_size: int = 64
 
 
 @dataclass
 class RewardConfig:
+    """The reward recipe, its parameters and the reward pool's fault handling."""
+
     # visionreasoner | segzero_strict | rcot_ktg | rcot_aks | videoseg_r1 | veason_r1
     name: str = "visionreasoner"
     # Seconds before a reward call is considered lost and retried.
     timeout_s: float = 120.0
+    # Attempts after the first before a group is marked reward_failed (score 0).
     max_retries: int = 2
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     params: RewardParams = field(default_factory=RewardParams)
@@ -126,26 +152,41 @@ class RewardConfig:
 class TinyModelConfig:
     """Tiny random Qwen2.5-VL built offline when ``model.path`` is empty."""
 
+    # Text decoder hidden size.
     hidden_size: int = 64
+    # Text decoder MLP size.
     intermediate_size: int = 128
+    # Text decoder layers.
     num_hidden_layers: int = 2
     # Qwen2.5-VL derives head_dim = hidden_size / num_attention_heads; head_dim must equal
     # it (checked at build) and be >= 64 for vLLM on CPU.
     num_attention_heads: int = 1
+    # Key/value heads (grouped-query attention).
     num_key_value_heads: int = 1
+    # Attention head size (>= 64 for vLLM on CPU).
     head_dim: int = 64
+    # Vision tower hidden size.
     vision_hidden_size: int = 32
+    # Vision tower blocks.
     vision_depth: int = 2
+    # Vision tower attention heads.
     vision_num_heads: int = 2
+    # Byte-level BPE vocabulary trained offline (Qwen special tokens included).
     vocab_size: int = 1024
+    # Seed of the random weights and of the tokenizer corpus.
     seed: int = 0
 
 
 @dataclass
 class LoraConfig:
+    """LoRA adapters (peft) for the SFT cold start."""
+
     rank: int = 0  # 0 = full fine-tuning
+    # LoRA scaling alpha.
     alpha: int = 16
+    # LoRA dropout.
     dropout: float = 0.0
+    # Module names that get LoRA adapters.
     target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
@@ -153,6 +194,8 @@ class LoraConfig:
 
 @dataclass
 class ModelConfig:
+    """The policy checkpoint and how it is loaded."""
+
     # HF checkpoint dir (Qwen2.5-VL, processor included). Empty: the SFT output of the run,
     # or a tiny model built offline.
     path: str = ""
@@ -161,9 +204,11 @@ class ModelConfig:
     dtype: str = "float32"
     # sdpa | eager | flash_attention_2
     attn_implementation: str = "sdpa"
+    # Recompute activations in the backward pass (saves memory).
     gradient_checkpointing: bool = False
     # Qwen2-VL image processor pixel bounds (None: the processor's own).
     min_pixels: Optional[int] = None
+    # Upper pixel bound of the image processor (None: the processor's own).
     max_pixels: Optional[int] = None
 
 
@@ -172,25 +217,37 @@ class ModelConfig:
 
 @dataclass
 class RolloutConfig:
+    """Rollout generation (sampling parameters, engine, weight sync)."""
+
     # hf (transformers generate; CPU) | vllm
     backend: str = "hf"
+    # Responses sampled per prompt (the GRPO group size).
     n: int = 8
+    # Sampling temperature of training rollouts.
     temperature: float = 1.0
+    # Nucleus sampling threshold (1.0 = off).
     top_p: float = 1.0
+    # Top-k sampling (-1 = off).
     top_k: int = -1
+    # Longest prompt in tokens (image tokens included).
     max_prompt_length: int = 3000
+    # Longest response in tokens; longer ones are cut (finish_reason=length).
     max_response_length: int = 2000
+    # Strings that end a response (kept in it).
     stop: list[str] = field(default_factory=lambda: ["</answer>"])
     # Prompts per generate call of the hf backend.
     micro_batch_size: int = 64
     # vLLM only.
     tensor_parallel_size: int = 1
+    # vLLM: fraction of GPU memory the engine may use.
     gpu_memory_utilization: float = 0.6
+    # vLLM: free the KV cache (sleep) while the actor trains on shared GPUs.
     enable_sleep: bool = True
     # Weight sync actor -> rollout, bucket size in MB.
     weight_sync_bucket_mb: int = 256
     # Sampling for validation rollouts.
     val_temperature: float = 0.0
+    # Responses per prompt in validation.
     val_n: int = 1
 
 
@@ -199,42 +256,63 @@ class RolloutConfig:
 
 @dataclass
 class OptimConfig:
+    """AdamW optimizer and learning-rate schedule of the actor."""
+
+    # AdamW learning rate.
     lr: float = 1e-6
+    # AdamW weight decay.
     weight_decay: float = 0.01
+    # AdamW betas.
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     # constant | cosine
     lr_scheduler: str = "constant"
+    # Fraction of the steps with linear warm-up.
     warmup_ratio: float = 0.0
+    # Gradient-norm clipping threshold.
     grad_clip: float = 1.0
 
 
 @dataclass
 class FSDPConfig:
+    """FSDP2 sharding and mixed precision of the policy workers."""
+
     # Mixed precision parameter / reduce dtypes (FSDP2 MixedPrecisionPolicy); "" = model dtype.
     param_dtype: str = ""
+    # Gradient reduce dtype of the mixed-precision policy.
     reduce_dtype: str = "float32"
+    # Free gathered parameters after each block's forward (ZeRO-3 style).
     reshard_after_forward: bool = True
+    # Keep parameters and optimizer state in CPU memory (CPUOffloadPolicy).
     cpu_offload: bool = False
 
 
 @dataclass
 class ActorConfig:
+    """GRPO policy update: batching, loss (verl core_algos), KL, optimizer."""
+
     # Prompts per optimizer step (x rollout.n responses).
     ppo_mini_batch_size: int = 16
     # Sequences per forward/backward on one worker.
     ppo_micro_batch_size_per_worker: int = 8
+    # Passes over each GRPO batch (1 = on-policy).
     ppo_epochs: int = 1
     # Any policy loss registered in verl's core_algos (vanilla, gspo, clip_cov, ...).
     policy_loss: str = "vanilla"
+    # PPO ratio clip below 1 (epsilon_low).
     clip_ratio_low: float = 0.2
+    # PPO ratio clip above 1 (epsilon_high).
     clip_ratio_high: float = 0.2
+    # Dual-clip constant for negative advantages.
     clip_ratio_c: float = 3.0
     # token-mean | seq-mean-token-sum | seq-mean-token-mean | seq-mean-token-sum-norm
     loss_agg_mode: str = "token-mean"
+    # Add a KL-to-reference loss term (the reference group runs only when true and coef > 0).
     use_kl_loss: bool = True
+    # KL loss coefficient beta (0.01 RCoT-Seg; 5e-3 Seg-Zero/Veason-R1).
     kl_loss_coef: float = 0.01
     # low_var_kl | kl | abs | mse | full (verl kl_penalty names)
     kl_loss_type: str = "low_var_kl"
+    # Entropy bonus coefficient (1e-3 in Seg-Zero configs).
     entropy_coeff: float = 0.0
     optim: OptimConfig = field(default_factory=OptimConfig)
     fsdp: FSDPConfig = field(default_factory=FSDPConfig)
@@ -242,8 +320,11 @@ class ActorConfig:
 
 @dataclass
 class AlgorithmConfig:
+    """Advantage estimation."""
+
     # Any advantage estimator registered in verl's core_algos (grpo, rloo, reinforce_plus_plus, ...).
     adv_estimator: str = "grpo"
+    # Divide GRPO advantages by the group's std (false: Dr.GRPO style).
     norm_adv_by_std_in_grpo: bool = True
 
 
@@ -252,23 +333,33 @@ class AlgorithmConfig:
 
 @dataclass
 class TrainerConfig:
+    """The training loop: steps, checkpoints, validation, logging, resume."""
+
+    # Project name (for logs and exports).
     project_name: str = "vrs-rl"
+    # Experiment name (default W&B run name).
     experiment_name: str = "quickstart"
     # Run directory; checkpoints, metrics.jsonl, samples and W&B offline files go here.
     run_dir: str = "runs/quickstart"
+    # GRPO steps to train.
     total_steps: int = 200
     # Prompts per GRPO step (x rollout.n responses).
     train_batch_size: int = 16
+    # Checkpoint every k steps (and at the end).
     save_freq: int = 25
+    # Complete checkpoints kept (older ones are deleted; <= 0 keeps all).
     keep_last_checkpoints: int = 2
     # Validation every k steps (0 = never) and at the end.
     val_freq: int = 0
+    # Held-out prompts per validation.
     val_num_prompts: int = 32
     # Sample table every k steps (0 = never).
     log_samples_freq: int = 25
+    # Rows of the sample table.
     log_samples_count: int = 8
     # auto (latest checkpoint in run_dir if any) | never | path to a checkpoint dir
     resume: str = "auto"
+    # Seed of the data order, sampling and workers.
     seed: int = 0
     # cpu | cuda
     device: str = "cpu"
@@ -278,12 +369,19 @@ class TrainerConfig:
 
 @dataclass
 class TrackingConfig:
+    """W&B tracking (metrics.jsonl is always written)."""
+
     # online | offline | disabled
     wandb_mode: str = "offline"
+    # W&B project.
     project: str = "vrs-rl"
+    # W&B entity (team or user; empty = default).
     entity: str = ""
+    # W&B group (sweeps put their trials in one group).
     group: str = ""
+    # W&B run name (empty = trainer.experiment_name).
     name: str = ""
+    # W&B tags.
     tags: list[str] = field(default_factory=list)
 
 
@@ -295,16 +393,26 @@ class SFTConfig:
     output_dir: str = ""
     # Reuse an existing output_dir checkpoint instead of training again.
     skip_if_exists: bool = True
+    # Epochs over the SFT samples (used when max_steps <= 0).
     epochs: float = 1.0
+    # SFT optimizer steps (-1 = from epochs).
     max_steps: int = -1
+    # SFT samples per optimizer step (global).
     batch_size: int = 32
+    # SFT samples per forward/backward on one worker.
     micro_batch_size_per_worker: int = 16
+    # SFT learning rate.
     lr: float = 1e-4
+    # constant | cosine
     lr_scheduler: str = "cosine"
+    # Fraction of the SFT steps with linear warm-up.
     warmup_ratio: float = 0.1
+    # SFT AdamW weight decay.
     weight_decay: float = 0.0
+    # SFT gradient-norm clipping threshold.
     grad_clip: float = 1.0
     lora: LoraConfig = field(default_factory=LoraConfig)
+    # Print SFT metrics every k steps.
     log_freq: int = 25
 
 
@@ -312,8 +420,11 @@ class SFTConfig:
 class PoolConfig:
     """One role's placement: how many workers, what each bundle holds, on which nodes."""
 
+    # Workers (Ray actors) of this role.
     num_workers: int = 1
+    # CPUs of each worker's bundle.
     cpus_per_worker: float = 1.0
+    # GPUs of each worker's bundle.
     gpus_per_worker: float = 0.0
     # Name of a resource pool shared by colocated roles ("" = own pool).
     colocate_with: str = ""
@@ -325,10 +436,15 @@ class PoolConfig:
 
 @dataclass
 class ClusterConfig:
+    """Resource layout: one placement pool per role (configs/cluster/*.yaml)."""
+
+    # Name of the resource layout (configs/cluster/<name>.yaml).
     name: str = "local_cpu"
     # Ray address; "" starts a local Ray instance.
     address: str = ""
+    # Nodes of the cluster.
     nodes: int = 1
+    # GPUs per node (0 = CPU only).
     devices_per_node: int = 0
     # Reserve the whole job's bundles for Ray (CPU counts are soft on a laptop).
     num_cpus: Optional[int] = None
@@ -417,6 +533,9 @@ class EvalConfig:
 
 @dataclass
 class Config:
+    """The whole run configuration."""
+
+    # Name of the recipe the config was built from (set by `recipe=NAME`).
     recipe: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)

@@ -62,7 +62,9 @@ def render(obj: Any, indent: int = 0) -> list[str]:
         value = getattr(obj, f.name)
         comment = comments.get(f.name)
         if dataclasses.is_dataclass(value):
-            doc = inspect.getdoc(type(value))
+            doc = inspect.getdoc(type(value)) or ""
+            if doc.startswith(type(value).__name__ + "("):   # dataclass's generated signature
+                doc = ""
             text = comment or (doc.splitlines()[0] if doc else None)
             if text:
                 lines.append(f"{pad}# {text}")

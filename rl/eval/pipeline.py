@@ -324,6 +324,8 @@ class EvalPipeline:
         self.propagator = propagator if propagator is not None else build_eval_propagator(ev)
 
     def _load_backend(self, path: str) -> Any:
+        if not Path(path).is_dir():   # fail before importing the model stack
+            raise FileNotFoundError(f"model checkpoint directory not found: {path}")
         from rl.rollout import build_rollout_backend
 
         return build_rollout_backend(self.cfg.rollout, path, device=self.cfg.trainer.device, dtype=self.cfg.model.dtype,

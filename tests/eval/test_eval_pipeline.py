@@ -213,8 +213,11 @@ def test_corrupt_frame_skips_the_video_and_is_counted(steady, tmp_path):
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(CheckpointError, match="nowhere"):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
         EvalPipeline(make_cfg(), str(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="no config.json"):           # a folder that is not a checkpoint
+        EvalPipeline(make_cfg(), str(tmp_path / "empty"))
 
 
 def test_mllm_sampler_without_a_policy_is_a_config_error():
