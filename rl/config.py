@@ -448,6 +448,13 @@ class ClusterConfig:
     devices_per_node: int = 0
     # Reserve the whole job's bundles for Ray (CPU counts are soft on a laptop).
     num_cpus: Optional[int] = None
+    # Logical CPUs per node for the dry run's simulated nodes and feasibility check
+    # (null: num_cpus on a one-node cluster, otherwise CPUs are not checked).
+    cpus_per_node: Optional[int] = None
+    # Custom Ray resource carried by each node, in node order ("" = none, "a+b" = two), e.g.
+    # [node_train, node_gen]: pools' node_resource pins land there (dry run, `ray start --resources`
+    # in launch/slurm); empty: the pools' node_resource names go to nodes 0, 1, ... in order of use.
+    node_resources: list[str] = field(default_factory=list)
     actor: PoolConfig = field(default_factory=PoolConfig)
     rollout: PoolConfig = field(default_factory=PoolConfig)
     reference: PoolConfig = field(default_factory=PoolConfig)

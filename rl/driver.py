@@ -215,6 +215,7 @@ class GRPOTrainer:
 
         with self.timer.phase("reward"):
             scored = self.groups.reward.collect(pending)
+        busy["reward"] = pending.busy_s / max(1, len(self.groups.reward.workers))
         batch.set_rewards(scored, failed=pending.failures, restarts=pending.restarts)
         with self.timer.phase("old_log_prob"):
             old_parts, busy["old_log_prob"] = self.groups.actor.gather(old_futures)

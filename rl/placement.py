@@ -6,16 +6,48 @@ role's placement group: worker ``i`` of every colocated role sits in bundle
 ``i`` and asks for a ``1/k`` share of it (k = number of roles in the pool),
 the way verl colocates actor, reference and rollout on the same GPUs. The same
 code runs with CPU bundles on a laptop and GPU bundles on a cluster.
+
+Multi-node: each pool is one placement group with the pool's Ray strategy
+(``PACK``, ``SPREAD``, ``STRICT_PACK``, ``STRICT_SPREAD``); ``node_resource``
+makes every bundle of a pool require a custom resource that only some nodes
+carry (``ray start --resources='{"node_gen": 1}'``), which pins the pool to
+those nodes. :mod:`rl.placement_sim` predicts the node of every bundle from the
+cluster config alone (``launch.train --dry-run``); :meth:`PlacementPlan.bundle_nodes`
+reads the real one after :meth:`PlacementPlan.create`.
+
+Inside a Ray Tune trial the trial's own placement group already holds every
+bundle of the run (see :func:`trial_bundles`); :func:`reserved_bundles` makes
+:meth:`PlacementPlan.create` use those bundles instead of creating new groups.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator, Optional
 
-from rl.config import ClusterConfig, ConfigError, PoolConfig
+from rl.config import ClusterConfig, Config, ConfigError, PoolConfig
 
 ROLES = ("actor", "rollout", "reference", "reward", "evaluator")
+STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+# Amount of a pool's ``node_resource`` each bundle asks for (a node carries 1 unit).
+NODE_RESOURCE_SHARE = 0.001
+
+
+def roles_for(cfg: Config) -> dict[str, int]:
+    """Workers per role of a GRPO run (0 = role not started).
+
+    The reference runs only with a KL loss; the evaluator only when the run
+    evaluates during training (``eval.freq > 0``).
+    """
+    needs_ref = cfg.actor.use_kl_loss and cfg.actor.kl_loss_coef > 0
+    return {
+        "actor": cfg.cluster.actor.num_workers,
+        "rollout": cfg.cluster.rollout.num_workers,
+        "reference": cfg.cluster.reference.num_workers if needs_ref else 0,
+        "reward": cfg.cluster.reward.num_workers,
+        "evaluator": cfg.cluster.evaluator.num_workers if cfg.eval.freq > 0 else 0,
+    }
 
 
 @dataclass
@@ -26,6 +58,7 @@ class Pool:
     strategy: str
     bundles: list[dict[str, float]]
     members: list[str] = field(default_factory=list)
+    node_resource: str = ""
 
 
 @dataclass
@@ -39,6 +72,39 @@ class RoleSlot:
     gpus: float
 
 
+@dataclass
+class Reservation:
+    """Bundles of an existing placement group set aside for the pools of one run.
+
+    Attributes:
+        pg: the placement group (a Tune trial's).
+        offsets: pool name -> index of the pool's first bundle in ``pg``.
+        bundles: pool name -> the bundles reserved for it (checked against the plan).
+    """
+
+    pg: Any
+    offsets: dict[str, int]
+    bundles: dict[str, list[dict[str, float]]]
+
+
+_active_reservation: Optional[Reservation] = None
+
+
+@contextlib.contextmanager
+def reserved_bundles(reservation: Reservation) -> Iterator[Reservation]:
+    """While active, :meth:`PlacementPlan.create` binds pools to ``reservation`` instead of creating groups."""
+    global _active_reservation
+    previous, _active_reservation = _active_reservation, reservation
+    try:
+        yield reservation
+    finally:
+        _active_reservation = previous
+
+
+def active_reservation() -> Optional[Reservation]:
+    return _active_reservation
+
+
 class PlacementPlan:
     """Resolved placement of the enabled roles; :meth:`create` makes the Ray placement groups."""
 
@@ -48,6 +114,8 @@ class PlacementPlan:
         self.pools: dict[str, Pool] = {}
         self.slots: dict[str, RoleSlot] = {}
         self._pgs: dict[str, Any] = {}
+        self._offsets: dict[str, int] = {}
+        self._borrowed = False
         pool_cfgs: dict[str, PoolConfig] = {r: getattr(cluster, r) for r in ROLES}
         enabled = {r: n for r, n in roles.items() if n > 0}
         for role in enabled:
@@ -58,12 +126,19 @@ class PlacementPlan:
             pc = pool_cfgs[role]
             if pc.colocate_with:
                 continue
+            if pc.strategy not in STRATEGIES:
+                raise ConfigError(f"config key 'cluster.{role}.strategy' = {pc.strategy!r}; expected one of {list(STRATEGIES)}")
+            if pc.cpus_per_worker < 0 or pc.gpus_per_worker < 0 or pc.cpus_per_worker + pc.gpus_per_worker <= 0:
+                raise ConfigError(
+                    f"cluster.{role}: a bundle needs CPUs or GPUs (cpus_per_worker={pc.cpus_per_worker}, "
+                    f"gpus_per_worker={pc.gpus_per_worker})"
+                )
             bundle = {"CPU": float(pc.cpus_per_worker)}
             if pc.gpus_per_worker:
                 bundle["GPU"] = float(pc.gpus_per_worker)
             if pc.node_resource:
-                bundle[pc.node_resource] = 0.001
-            self.pools[role] = Pool(role, pc.strategy, [dict(bundle) for _ in range(n)], [role])
+                bundle[pc.node_resource] = NODE_RESOURCE_SHARE
+            self.pools[role] = Pool(role, pc.strategy, [dict(bundle) for _ in range(n)], [role], pc.node_resource)
         for role, n in enabled.items():
             owner = pool_cfgs[role].colocate_with
             if not owner:
@@ -89,7 +164,14 @@ class PlacementPlan:
 
     # ------------------------------------------------------------------ ray
     def create(self, timeout_s: float = 120.0) -> None:
-        """Create (and wait for) one Ray placement group per pool."""
+        """Create (and wait for) one Ray placement group per pool.
+
+        Under :func:`reserved_bundles` (a Tune trial) the pools are bound to the
+        reserved bundles of the trial's placement group instead.
+        """
+        if _active_reservation is not None:
+            self._bind(_active_reservation)
+            return
         import ray
         from ray.util.placement_group import placement_group
 
@@ -98,10 +180,29 @@ class PlacementPlan:
             ready, _ = ray.wait([pg.ready()], timeout=timeout_s)
             if not ready:
                 raise RuntimeError(
-                    f"placement group for pool {name!r} ({pool.bundles}) not ready after {timeout_s}s: "
-                    f"the cluster lacks these resources ({ray.available_resources()})"
+                    f"placement group for pool {name!r} ({len(pool.bundles)} x {pool.bundles[0]}, {pool.strategy}) "
+                    f"not ready after {timeout_s}s: the cluster lacks these resources "
+                    f"(available: {ray.available_resources()})"
                 )
             self._pgs[name] = pg
+            self._offsets[name] = 0
+
+    def _bind(self, reservation: Reservation) -> None:
+        for name, pool in self.pools.items():
+            if name not in reservation.offsets:
+                raise ConfigError(
+                    f"pool {name!r} has no reserved bundles in this trial's placement group "
+                    f"(reserved pools: {sorted(reservation.offsets)})"
+                )
+            reserved = reservation.bundles[name]
+            if len(pool.bundles) > len(reserved) or any(b != reserved[0] for b in pool.bundles):
+                raise ConfigError(
+                    f"pool {name!r} needs {len(pool.bundles)} x {pool.bundles[0]} but the trial reserved "
+                    f"{len(reserved)} x {reserved[0] if reserved else {}}"
+                )
+            self._pgs[name] = reservation.pg
+            self._offsets[name] = reservation.offsets[name]
+        self._borrowed = True
 
     def actor_options(self, role: str, index: int) -> dict[str, Any]:
         """``ray.remote(...).options(**this)`` for worker ``index`` of ``role``."""
@@ -111,19 +212,24 @@ class PlacementPlan:
         opts: dict[str, Any] = {"num_cpus": slot.cpus, "num_gpus": slot.gpus}
         if slot.pool in self._pgs:
             opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
-                placement_group=self._pgs[slot.pool], placement_group_bundle_index=index
+                placement_group=self._pgs[slot.pool],
+                placement_group_bundle_index=self._offsets.get(slot.pool, 0) + index,
             )
         return opts
 
     def remove(self) -> None:
+        """Remove the placement groups this plan created (reserved bundles are left to their owner)."""
         from ray.util.placement_group import remove_placement_group
 
-        for pg in self._pgs.values():
-            try:
-                remove_placement_group(pg)
-            except Exception:  # noqa: BLE001 - best effort at shutdown
-                pass
+        if not self._borrowed:
+            for pg in self._pgs.values():
+                try:
+                    remove_placement_group(pg)
+                except Exception:  # noqa: BLE001 - best effort at shutdown
+                    pass
         self._pgs.clear()
+        self._offsets.clear()
+        self._borrowed = False
 
     def bundle_nodes(self) -> dict[str, list[str]]:
         """Pool name -> node id of each bundle (after :meth:`create`)."""
@@ -132,9 +238,11 @@ class PlacementPlan:
         out = {}
         for name, pg in self._pgs.items():
             table = placement_group_table(pg)
-            out[name] = [table["bundles_to_node_id"][i] for i in range(len(self.pools[name].bundles))]
+            first = self._offsets.get(name, 0)
+            out[name] = [table["bundles_to_node_id"][first + i] for i in range(len(self.pools[name].bundles))]
         return out
 
+    # --------------------------------------------------------------- figures
     def total_resources(self) -> dict[str, float]:
         total: dict[str, float] = {}
         for pool in self.pools.values():
@@ -146,9 +254,40 @@ class PlacementPlan:
     def describe(self) -> str:
         lines = [f"cluster {self.cluster.name!r}: {self.cluster.nodes} node(s) x {self.cluster.devices_per_node} device(s)"]
         for name, pool in self.pools.items():
-            lines.append(f"  pool {name!r} ({pool.strategy}): {len(pool.bundles)} x {pool.bundles[0]}  roles={pool.members}")
+            pin = f", node_resource={pool.node_resource}" if pool.node_resource else ""
+            lines.append(f"  pool {name!r} ({pool.strategy}{pin}): {len(pool.bundles)} x {pool.bundles[0]}  roles={pool.members}")
             for role in pool.members:
                 s = self.slots[role]
                 lines.append(f"    {role:<10} workers={s.num_workers} per-worker CPU={s.cpus:g} GPU={s.gpus:g}")
         lines.append(f"  total: {self.total_resources()}")
         return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ trials
+
+
+def trial_bundles(plan: PlacementPlan, driver: dict[str, float]) -> tuple[list[dict[str, float]], Reservation]:
+    """Bundles of one placement group holding a whole run: ``[driver, *pool bundles]``.
+
+    Returns the bundle list (for a Tune ``PlacementGroupFactory``; bundle 0 hosts the
+    trial's driver) and a :class:`Reservation` without its placement group, to be
+    completed inside the trial with ``dataclasses.replace(reservation, pg=...)``.
+    """
+    bundles = [dict(driver)]
+    offsets: dict[str, int] = {}
+    reserved: dict[str, list[dict[str, float]]] = {}
+    for name, pool in plan.pools.items():
+        offsets[name] = len(bundles)
+        reserved[name] = [dict(b) for b in pool.bundles]
+        bundles.extend(dict(b) for b in pool.bundles)
+    return bundles, Reservation(pg=None, offsets=offsets, bundles=reserved)
+
+
+def trial_strategy(plan: PlacementPlan) -> str:
+    """One Ray strategy for a trial's single placement group.
+
+    All pools STRICT_PACK -> STRICT_PACK; otherwise PACK (bundles that carry a
+    ``node_resource`` still land only on the nodes that have it).
+    """
+    strategies = {pool.strategy for pool in plan.pools.values()}
+    return "STRICT_PACK" if strategies == {"STRICT_PACK"} else "PACK"

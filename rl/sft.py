@@ -42,6 +42,7 @@ def run_sft(cfg: Config, init_path: str, records: Sequence[dict[str, Any]]) -> P
     """Fine-tune ``init_path`` on ``records``; returns the exported HF checkpoint dir."""
     import json
 
+    from rl.models.encoded_batch import EncodedBatch
     from rl.models.inputs import encode_for_sft
     from rl.models.loading import load_processor
     from rl.workers.policy_group import PolicyGroup
@@ -59,11 +60,16 @@ def run_sft(cfg: Config, init_path: str, records: Sequence[dict[str, Any]]) -> P
         group = PolicyGroup("sft", plan, placement_role="actor", model_path=init_path, model_cfg=cfg.model,
                             actor_cfg=cfg.actor, sft_cfg=cfg.sft, total_steps=steps)
         processor = load_processor(init_path)
+        # Encode every sample once (image processing + tokenisation), then slice batches from it.
+        chunks = [records[i:i + 64] for i in range(0, len(records), 64)]
+        dataset = EncodedBatch.concat([
+            encode_for_sft(processor, chunk, [r["sft_target"] for r in chunk])
+            for chunk in tqdm(chunks, desc="encode SFT samples", unit="chunk", dynamic_ncols=True)
+        ])
         loader = PromptLoader(list(records), min(cfg.sft.batch_size, len(records)), seed=cfg.trainer.seed)
         bar = tqdm(range(1, steps + 1), desc="SFT", unit="step", dynamic_ncols=True)
         for step in bar:
-            batch_records = loader.next_batch()
-            encoded = encode_for_sft(processor, batch_records, [r["sft_target"] for r in batch_records])
+            encoded = dataset.select(loader.next_indices()).trimmed()
             num_tokens = int(encoded.response_mask.sum())
             shards = group.shard(encoded) if len(encoded) % group.world_size == 0 else None
             if shards is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from rl.config import RewardConfig
@@ -53,10 +53,12 @@ class RewardWorker:
 
     def score_group(
         self, responses: Sequence[str], ground_truth: dict[str, Any], response_lengths: Sequence[int]
-    ) -> list[dict[str, float]]:
+    ) -> tuple[list[dict[str, float]], float]:
+        """Component dicts of the group's responses and the seconds this worker spent."""
         from rewards import compute_group
 
-        return compute_group(
+        start = time.perf_counter()
+        scores = compute_group(
             self.cfg.name,
             list(responses),
             ground_truth,
@@ -65,6 +67,7 @@ class RewardWorker:
             response_lengths=list(response_lengths),
             params=self.params,
         )
+        return scores, time.perf_counter() - start
 
 
 @dataclass
@@ -85,7 +88,7 @@ class PendingScores:
     tasks: list[GroupTask]
     restarts: int = 0
     failures: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
+    busy_s: float = 0.0      # reward-worker compute time summed over groups
 
 
 class RewardPool:
@@ -151,7 +154,8 @@ class RewardPool:
                 try:
                     if timed_out:
                         raise GetTimeoutError(f"reward worker {task.worker} timed out after {self.cfg.timeout_s}s")
-                    task.result = ray.get(task.future)
+                    task.result, seconds = ray.get(task.future)
+                    pending.busy_s += seconds
                 except (RayActorError, GetTimeoutError, RayTaskError) as exc:
                     self._handle_failure(task, exc, pending, restart=not isinstance(exc, RayTaskError))
         return [t.result for t in pending.tasks]  # type: ignore[misc]
