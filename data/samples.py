@@ -374,7 +374,8 @@ def build_ktg_record(
         "orig_size": [sample.width, sample.height],
         "input_size": list(opts.input_size),
         "prompt": prompts.ktg_prompt(exp.text, opts.input_size, negative_points=neg, style=opts.prompt_style),
-        "sft_target": prompts.ktg_sft_target(exp.text, objects, opts.input_size, negative_points=neg),
+        "sft_target": prompts.ktg_sft_target(exp.text, objects, opts.input_size, negative_points=neg,
+                                             style=opts.prompt_style),
         "reward": opts.reward_name,
         "ground_truth": {
             "objects": objects,

@@ -42,7 +42,9 @@ def absolutize(cfg: Config) -> Config:
     cfg.trainer.run_dir = str(Path(cfg.trainer.run_dir).resolve())
     cfg.data.root = str(Path(cfg.data.root).resolve())
     for holder, key in ((cfg.data, "samples_path"), (cfg.model, "path"), (cfg.sft, "output_dir"),
-                        (cfg.reward.segmenter, "checkpoint")):
+                        (cfg.reward.segmenter, "checkpoint"), (cfg.eval, "checkpoint"), (cfg.eval, "dataset_root"),
+                        (cfg.eval, "out_dir"), (cfg.eval, "sampler_model"), (cfg.eval, "xmem_checkpoint"),
+                        (cfg.eval.segmenter, "checkpoint")):
         value = getattr(holder, key)
         if value and "://" not in value:
             setattr(holder, key, str(Path(value).resolve()))

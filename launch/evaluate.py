@@ -130,7 +130,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     cfg, _ = config_from_argv(run_overrides(argv))
     ev = cfg.eval
-    ev.checkpoint, ev.dataset_root, ev.sampler_model = map(_absolute, (ev.checkpoint, ev.dataset_root, ev.sampler_model))
+    ev.checkpoint, ev.dataset_root, ev.sampler_model, ev.xmem_checkpoint = map(
+        _absolute, (ev.checkpoint, ev.dataset_root, ev.sampler_model, ev.xmem_checkpoint))
+    ev.segmenter.checkpoint = _absolute(ev.segmenter.checkpoint)
     ev.out_dir = _absolute(ev.out_dir or f"{cfg.trainer.run_dir}/eval")
     try:
         check_eval_config(cfg)

@@ -33,10 +33,27 @@ def resolve_policy(cfg: Config) -> str:
 
 
 def dry_run(cfg: Config) -> int:
-    from rl.driver import build_placement
+    """Print the resolved config and the placement plan on the cluster the config describes; start nothing.
+
+    The plan is placed on simulated nodes (``cluster.nodes`` x ``devices_per_node`` GPUs,
+    ``cpus_per_node`` CPUs, ``node_resources``) the way Ray's strategies would place it;
+    a pool that does not fit is an error naming the pool (exit status 2).
+    """
+    from rl.config import ConfigError
+    from rl.placement import PlacementPlan, roles_for
+    from rl.placement_sim import simulate
 
     print(to_yaml(cfg))
-    print(build_placement(cfg).describe())
+    try:
+        plan = PlacementPlan(cfg.cluster, roles_for(cfg))  # = rl.driver.build_placement, without importing torch
+        print(plan.describe())
+        if "evaluator" not in plan.slots:
+            print("  evaluator: not placed (eval.freq = 0)")
+        print(simulate(plan).format())
+    except ConfigError as exc:
+        print(f"placement error: {exc}", file=sys.stderr)
+        return 2
+    print("dry run: nothing was started")
     return 0
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from rl.algos import compute_advantages
 from rl.batch import RolloutBatch, flatten_rollout, reward_metrics
 from rl.checkpoint import MODEL_SUBDIR, CheckpointManager, TrainerState, capture_rng_state, restore_rng_state
 from rl.config import Config, to_dict
-from rl.placement import PlacementPlan
+from rl.placement import PlacementPlan, roles_for
 from rl.prompt_loader import PromptLoader
 from rl.timing import PhaseTimer
 from rl.tracking import Tracker
@@ -56,14 +57,9 @@ class Groups:
 
 
 def build_placement(cfg: Config) -> PlacementPlan:
-    needs_ref = cfg.actor.use_kl_loss and cfg.actor.kl_loss_coef > 0
-    roles = {
-        "actor": cfg.cluster.actor.num_workers,
-        "rollout": cfg.cluster.rollout.num_workers,
-        "reference": cfg.cluster.reference.num_workers if needs_ref else 0,
-        "reward": cfg.cluster.reward.num_workers,
-    }
-    return PlacementPlan(cfg.cluster, roles)
+    """The run's placement plan (roles from :func:`rl.placement.roles_for`: reference with a KL loss,
+    evaluator when ``eval.freq > 0``)."""
+    return PlacementPlan(cfg.cluster, roles_for(cfg))
 
 
 def build_groups(cfg: Config, plan: PlacementPlan, model_path: str, reference_path: str,
@@ -101,6 +97,9 @@ class GRPOTrainer:
         self.plan: Optional[PlacementPlan] = None
         self._stop_requested = False
         self._processor = None
+        self.evaluator: Optional[Any] = None
+        # Called as callback(step, metrics) after each step is logged (e.g. Ray Tune reporting in sweeps).
+        self.step_callbacks: list[Callable[[int, dict[str, float]], None]] = []
 
     # ------------------------------------------------------------ lifecycle
     def setup(self) -> None:
@@ -115,6 +114,10 @@ class GRPOTrainer:
         # One lr-scheduler step per update_policy call, i.e. per GRPO step.
         self.groups = build_groups(self.cfg, self.plan, self.model_path, self.reference_path,
                                    self.cfg.trainer.total_steps)
+        if "evaluator" in self.plan.slots:
+            from rl.eval.actor import Evaluator
+
+            self.evaluator = Evaluator(self.cfg, self.plan)
         state = self._maybe_resume()
         self.tracker = Tracker(
             self.run_dir, self.cfg.tracking, to_dict(self.cfg),
@@ -147,6 +150,8 @@ class GRPOTrainer:
         return state
 
     def shutdown(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.shutdown()
         if self.tracker is not None:
             self.tracker.finish()
         if self.groups is not None:
@@ -160,7 +165,10 @@ class GRPOTrainer:
 
     # ------------------------------------------------------------ template
     def fit(self) -> dict[str, float]:
-        previous = {s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        # Handlers can only be installed from the main thread (a Ray Tune trial runs fit in another one).
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = ({s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+                    if in_main_thread else {})
         last: dict[str, float] = {}
         try:
             total = self.cfg.trainer.total_steps
@@ -171,11 +179,16 @@ class GRPOTrainer:
                 if self._due(self.cfg.trainer.val_freq) or (self.global_step == total and self.cfg.trainer.val_freq):
                     with self.timer.phase("testing"):
                         metrics.update(self.validate())
+                if self.evaluator is not None and (self._due(self.cfg.eval.freq) or self.global_step == total):
+                    with self.timer.phase("eval_video"):
+                        metrics.update(self.evaluate_videos())
                 if self._due(self.cfg.trainer.save_freq) or self.global_step == total or self._stop_requested:
                     with self.timer.phase("save_checkpoint"):
                         self.save_checkpoint()
                 metrics.update({k: v for k, v in self.timer.metrics().items() if k not in metrics})
                 self.tracker.log(metrics, self.global_step)
+                for callback in self.step_callbacks:
+                    callback(self.global_step, metrics)
                 last = metrics
                 bar.update(1)
                 bar.set_postfix(score=f"{metrics.get('critic/score/mean', float('nan')):.3f}",
@@ -287,6 +300,20 @@ class GRPOTrainer:
             out[f"val/reward/{name}"] = float(np.mean(values))
         self.tracker.log_samples(batch.sample_rows(self.cfg.trainer.log_samples_count), self.global_step, table="val_samples")
         return out
+
+    def evaluate_videos(self) -> dict[str, float]:
+        """The whole video pipeline (sampler -> grounding -> segmenter -> propagation -> J&F) on the
+        evaluator actor with the current policy: ``val/J``, ``val/F``, ``val/J&F``, ... plus overlays."""
+        export = self.run_dir / "eval_export" / f"step_{self.global_step}"
+        paths = self.groups.actor.call_all("export_hf", str(export))
+        result = self.evaluator.evaluate(checkpoint_dir=str(next(p for p in paths if p)), step=self.global_step)
+        images = result.get("images") or []
+        if images and hasattr(self.tracker, "log_images"):
+            self.tracker.log_images("val/overlays", images, self.global_step)
+        import shutil
+
+        shutil.rmtree(export, ignore_errors=True)
+        return dict(result["metrics"])
 
     # ------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path:

@@ -81,7 +81,7 @@ class SimulatedPlacement:
         for name, pool in self.plan.pools.items():
             nodes = self.bundle_nodes[name]
             lines.append(f"  pool {name!r} {pool.strategy}: {len(pool.bundles)} bundle(s) of {_fmt(pool.bundles[0])}")
-            lines.append(f"    bundles -> {_ranges(nodes, 'bundle')}")
+            lines.append(f"    {_ranges(nodes, 'bundle')}")
             for role in pool.members:
                 slot = self.plan.slots[role]
                 lines.append(
@@ -91,7 +91,7 @@ class SimulatedPlacement:
         lines.append("  usage after placement:")
         for node in self.nodes:
             used = [f"{key} {_num(node.used.get(key, 0.0))}/{_num(node.total[key])}" for key in ("GPU", "CPU")
-                    if math.isfinite(node.total[key])]
+                    if math.isfinite(node.total[key]) and node.total[key] > 0]
             if not self.cpus_checked:
                 used.append(f"CPU {_num(node.used.get('CPU', 0.0))} (no limit known)")
             lines.append(f"    {node.label()}: {', '.join(used)}")

@@ -3,6 +3,13 @@
 Metric names follow verl (``critic/score/mean``, ``actor/pg_loss``,
 ``timing_s/gen``, ``perf/throughput``, ...). The W&B run id is kept by the
 caller in checkpoints; passing it back resumes the same W&B run.
+
+W&B steps never go backwards or repeat: a resumed run re-runs the steps after
+its checkpoint, but the steps the killed process already sent to W&B (the
+highest step in ``metrics.jsonl`` before truncation, remembered in
+``wandb_step.json``) are written to ``metrics.jsonl`` only. Every metric is
+plotted against ``training/global_step`` and grouped by its prefix
+(``reward/*``, ``timing_s/*``, ``perf/*``, ...) via ``wandb.define_metric``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,13 @@ from typing import Any, Optional, Sequence
 from rl.config import TrackingConfig
 
 log = logging.getLogger(__name__)
+
+# W&B x-axis of every metric group below (the driver logs it each step).
+STEP_METRIC = "training/global_step"
+METRIC_GROUPS = ("critic", "reward", "actor", "response_length", "prompt_length", "timing_s", "timing_busy_s",
+                 "perf", "val", "eval", "training")
+# Highest step sent to W&B by earlier processes of this run (see the module docstring).
+WANDB_STEP_FILE = "wandb_step.json"
 
 
 def _jsonable(value: Any) -> Any:
@@ -45,6 +59,7 @@ class Tracker:
         self.samples_path = self.run_dir / "samples.jsonl"
         self.batches_path = self.run_dir / "batches.jsonl"
         files = (self.metrics_path, self.samples_path, self.batches_path)
+        self._wandb_min_step = self._wandb_high_water(resume_step)
         for path in files:
             if resume_step is not None:
                 # Steps after the checkpoint are re-run: drop their stale lines.
@@ -55,6 +70,32 @@ class Tracker:
         self.run_id = run_id
         if cfg.wandb_mode != "disabled":
             self._wandb = self._init_wandb(cfg, config, run_id, default_name)
+
+    def _wandb_high_water(self, resume_step: Optional[int]) -> int:
+        """Highest step an earlier process of this run may have sent to W&B (0 for a fresh run)."""
+        state = self.run_dir / WANDB_STEP_FILE
+        if resume_step is None:
+            state.unlink(missing_ok=True)
+            return 0
+        high = int(resume_step)
+        try:
+            high = max(high, int(json.loads(state.read_text())["step"]))
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            pass
+        if self.metrics_path.exists():
+            for line in self.metrics_path.read_text().splitlines():
+                try:
+                    high = max(high, int(json.loads(line).get("step", 0)))
+                except (ValueError, TypeError, AttributeError):
+                    continue
+        state.write_text(json.dumps({"step": high}))
+        if high > resume_step:
+            log.info("W&B already has steps up to %d: re-run steps %d..%d go to metrics.jsonl only",
+                     high, resume_step + 1, high)
+        return high
+
+    def _to_wandb(self, step: int) -> bool:
+        return self._wandb is not None and step > self._wandb_min_step
 
     @staticmethod
     def _truncate(path: Path, last_step: int) -> None:
@@ -86,26 +127,76 @@ class Tracker:
             resume="allow" if run_id else None,
         )
         self.run_id = run.id
+        self._define_metrics(run)
         return run
+
+    @staticmethod
+    def _define_metrics(run: Any) -> None:
+        """Plot every metric group against the global step; summaries that make sense per group."""
+        run.define_metric(STEP_METRIC)
+        for group in METRIC_GROUPS:
+            summary = "mean" if group in ("timing_s", "timing_busy_s", "perf") else None
+            run.define_metric(f"{group}/*", step_metric=STEP_METRIC, summary=summary)
+        run.define_metric("val/score/mean", step_metric=STEP_METRIC, summary="max")
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
         row = {"step": step, **{k: _jsonable(v) for k, v in metrics.items()}}
         with self.metrics_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        if self._wandb is not None:
-            self._wandb.log({k: v for k, v in row.items() if k != "step"}, step=step)
+        if self._to_wandb(step):
+            payload = {k: v for k, v in row.items() if k != "step"}
+            payload.setdefault(STEP_METRIC, step)
+            self._wandb.log(payload, step=step)
 
     def log_samples(self, rows: Sequence[dict[str, Any]], step: int, table: str = "samples") -> None:
         """A table of sample responses with their rewards (``samples.jsonl`` + a W&B table)."""
         with self.samples_path.open("a") as f:
             for row in rows:
                 f.write(json.dumps({"step": step, "table": table, **{k: _jsonable(v) for k, v in row.items()}}) + "\n")
-        if self._wandb is not None and rows:
+        if self._to_wandb(step) and rows:
             import wandb
 
             columns = list(rows[0].keys())
             data = [[_jsonable(r.get(c)) for c in columns] for r in rows]
             self._wandb.log({table: wandb.Table(columns=columns, data=data)}, step=step)
+
+    def log_images(self, name: str, images: Sequence[Any], step: int, captions: Optional[Sequence[str]] = None) -> list[Path]:
+        """Images (e.g. keyframes with overlaid masks), each an HxWx3 array (uint8, or float in [0, 1]).
+
+        Written as PNGs to ``<run_dir>/images/<name>/step_<step>_<i>.png`` (returned) and
+        logged to W&B as a list of ``wandb.Image`` under ``name``.
+        """
+        import numpy as np
+        from PIL import Image
+
+        captions = list(captions) if captions is not None else [""] * len(images)
+        if len(captions) != len(images):
+            raise ValueError(f"log_images({name!r}): {len(images)} images but {len(captions)} captions")
+        arrays = []
+        for i, image in enumerate(images):
+            array = np.asarray(image)
+            if array.ndim != 3 or array.shape[2] != 3:
+                raise ValueError(f"log_images({name!r}): image {i} has shape {array.shape}; expected HxWx3")
+            if array.dtype != np.uint8:
+                array = (np.clip(array.astype(np.float64), 0.0, 1.0) * 255).round().astype(np.uint8)
+            arrays.append(array)
+        out_dir = self.run_dir / "images" / name.replace("/", "_")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, array in enumerate(arrays):
+            path = out_dir / f"step_{step:06d}_{i}.png"
+            Image.fromarray(array).save(path)
+            paths.append(path)
+        if self._to_wandb(step) and arrays:
+            import wandb
+
+            self._wandb.log({name: [wandb.Image(a, caption=c or None) for a, c in zip(arrays, captions)]}, step=step)
+        return paths
+
+    def update_config(self, values: dict[str, Any]) -> None:
+        """Add entries to the W&B run config (e.g. a sweep trial's parameter values)."""
+        if self._wandb is not None:
+            self._wandb.config.update(values, allow_val_change=True)
 
     def log_batch(self, record_ids: Sequence[str], step: int) -> None:
         """The ids of the prompts a step trained on (``batches.jsonl``: audits data order and resumes)."""

@@ -8,13 +8,14 @@ With several workers the videos are split between them (worker ``i`` takes every
 
 Driver use (every ``eval.freq`` steps)::
 
-    evaluator = Evaluator(cfg, plan)                          # once, after plan.create()
+    evaluator = Evaluator(cfg, plan)        # once, after plan.create(); plan roles include "evaluator"
     ...
-    export = actor_group.call_all("export_hf", f"{run_dir}/eval_export")   # HF folder
-    result = evaluator.evaluate(checkpoint_dir=export_dir, step=step)     # or .submit(...).result()
-    metrics.update(result["metrics"])     # val/J, val/F, val/J&F (+ ReVOS splits, R, timing)
-    result["images"]                      # keyframe overlays, H x W x 3 uint8, for W&B
-    evaluator.shutdown()                  # at the end
+    if cfg.eval.freq and step % cfg.eval.freq == 0:
+        export_dir = next(p for p in actor_group.call_all("export_hf", f"{run_dir}/eval_export") if p)
+        result = evaluator.evaluate(checkpoint_dir=str(export_dir), step=step)   # or .submit(...) / .result()
+        metrics.update(result["metrics"])   # val/J, val/F, val/J&F (+ ReVOS splits, R, diagnostics, timing)
+        result["images"]                    # keyframe overlays, H x W x 3 uint8, for W&B
+    evaluator.shutdown()                    # at the end
 
 Standalone: ``Evaluator(cfg).evaluate(checkpoint_dir=PATH)`` (starts its own placement group;
 Ray must be initialised), or :class:`EvalWorker` directly in-process without Ray.
@@ -26,7 +27,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional
 
 from rl.config import Config
 from rl.eval.pipeline import EvalPipeline, PredictReport, resolve_dataset

@@ -74,7 +74,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "STAGES", "DATASET_FORMATS", "EvalPipeline", "PredictReport", "ExpressionDiagnostics", "check_eval_config",
-    "resolve_dataset", "overlay", "open_subset_reader",
+    "resolve_dataset", "overlay", "open_subset_reader", "gt_union_areas",
 ]
 
 STAGES = ("loading", "sampler", "grounding", "segmentation", "propagation", "writing", "scoring")
@@ -200,6 +200,8 @@ class PredictReport:
     """What :meth:`EvalPipeline.predict` did (picklable; reports of several workers merge)."""
 
     video_ids: list[str] = field(default_factory=list)
+    # Predicted videos of a split released without masks (not scored).
+    no_gt: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     rows: list[ExpressionDiagnostics] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
@@ -209,6 +211,7 @@ class PredictReport:
 
     def merge(self, other: "PredictReport") -> "PredictReport":
         self.video_ids += other.video_ids
+        self.no_gt += other.no_gt
         self.skipped += other.skipped
         self.rows += other.rows
         for k, v in other.timing.items():
@@ -248,6 +251,21 @@ def write_diagnostics_csv(path: Path, rows: Sequence[ExpressionDiagnostics]) -> 
 
 
 # ------------------------------------------------------------------ per-video work
+
+
+def gt_union_areas(sample: VideoSample) -> dict[str, np.ndarray]:
+    """Expression id -> ``T`` int64 GT union areas (pixels); each object mask is decoded once per frame."""
+    objects = sorted({o for exp in sample.expressions.values() for o in exp.obj_ids})
+    areas = {exp_id: np.zeros(sample.num_frames, dtype=np.int64) for exp_id in sample.expressions}
+    for t in range(sample.num_frames):
+        masks = {o: sample.object_mask(o, t) for o in objects}
+        for exp_id, exp in sample.expressions.items():
+            if exp.obj_ids:
+                union = np.zeros((sample.height, sample.width), dtype=bool)
+                for o in exp.obj_ids:
+                    union |= masks[o]
+                areas[exp_id][t] = int(union.sum())
+    return areas
 
 
 @dataclass
@@ -391,17 +409,27 @@ class EvalPipeline:
 
     def score(self, report: PredictReport, dataset_root: str, dataset_format: str, split: Optional[str],
               out_dir: str) -> dict[str, Any]:
-        """Score the predicted videos of ``report`` and write the extended ``summary.json``."""
+        """Score the predicted videos of ``report`` and write the extended ``summary.json``.
+
+        Videos of a split released without masks (e.g. MeViS valid) are predicted but not
+        scored (their official server scores them); ``summary["unscored_no_gt"]`` counts them.
+        """
         from rl.eval.scoring import FORMATS, run_score
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         score_format = dataset_format if dataset_format in FORMATS else "revos"   # synthetic: ReVOS layout
-        opener = functools.partial(open_subset_reader, str(dataset_root), dataset_format, split,
-                                   tuple(report.video_ids))
+        no_gt = set(report.no_gt)
+        scored = [v for v in report.video_ids if v not in no_gt]
+        opener = functools.partial(open_subset_reader, str(dataset_root), dataset_format, split, tuple(scored))
         start = time.perf_counter()
-        summary = run_score(str(dataset_root), score_format, str(out), str(out), split=split,
-                            workers=self.cfg.eval.score_workers, progress=self.cfg.eval.progress, open_reader=opener)
+        if scored:
+            summary = run_score(str(dataset_root), score_format, str(out), str(out), split=split,
+                                workers=self.cfg.eval.score_workers, progress=self.cfg.eval.progress,
+                                open_reader=opener)
+        else:
+            log.warning("no predicted video has ground-truth masks: predictions written to %s, nothing scored", out)
+            summary = {"J": None, "F": None, "J&F": None, "num_expressions": 0, "num_videos": 0}
         report.timing["scoring"] = report.timing.get("scoring", 0.0) + time.perf_counter() - start
         total = sum(report.timing.values())
         summary.update({
@@ -413,6 +441,7 @@ class EvalPipeline:
             "mllm": dict(report.mllm),
             "stats": dict(sorted(report.stats.items())),
             "skipped_videos": {"count": len(report.skipped), "videos": report.skipped[:20]},
+            "unscored_no_gt": len(report.no_gt),
             "diagnostics": diagnostics_summary(report.rows),
         })
         if report.skipped:
@@ -428,9 +457,10 @@ class EvalPipeline:
         sample = reader[video_id]
         frames = VideoFrames(sample, work)
         frames.video()
-        areas: dict[str, Optional[np.ndarray]] = {}
-        for exp_id in sample.expressions:
-            areas[exp_id] = sample.expression_masks(exp_id).reshape(sample.num_frames, -1).sum(1) if sample.has_masks else None
+        if sample.has_masks:
+            areas: dict[str, Optional[np.ndarray]] = dict(gt_union_areas(sample))
+        else:
+            areas = {exp_id: None for exp_id in sample.expressions}
         return _Video(sample, frames, areas)
 
     def _predict_batch(self, reader: Any, batch: list[str], out: Path, work: Path, timer: PhaseTimer,
@@ -465,6 +495,8 @@ class EvalPipeline:
                     report.rows.append(self._diagnostics(item))
                     self._maybe_overlay(item, report)
             report.video_ids.append(video.sample.video_id)
+            if not video.sample.has_masks:
+                report.no_gt.append(video.sample.video_id)
             video.frames.release()
 
     def _ground(self, items: list[_Item]) -> None:

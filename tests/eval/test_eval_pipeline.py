@@ -23,7 +23,6 @@ from data.readers import open_dataset
 from data.synthetic import SceneRules, generate_synthetic_dataset
 from rl.config import ConfigError, SyntheticConfig, load_config
 from rl.eval.pipeline import STAGES, EvalPipeline, check_eval_config
-from rl.models.loading import CheckpointError
 from tests.eval.test_eval_sampler import ScriptedBackend
 
 SPLIT = "valid"
@@ -212,12 +211,25 @@ def test_corrupt_frame_skips_the_video_and_is_counted(steady, tmp_path):
     assert {r["video"] for r in read_rows(out, "per_expression.csv")} == {"synth_00000", "synth_00002"}
 
 
+def test_split_without_masks_is_predicted_but_not_scored(steady, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(steady, data)
+    for name in ("mask_dict.json", "mask_dict_foreground.json"):
+        (data / SPLIT / name).unlink()
+    backend = ScriptedBackend(lambda record, k: "<answer>[]</answer>")
+    summary = run(data, tmp_path / "out", "eval.sampler=first_frame", backend=backend, max_videos=2)
+    assert summary["unscored_no_gt"] == 2 and summary["J&F"] is None
+    reader = open_dataset(data, "synthetic", SPLIT)
+    expected = sum(len(reader[v].expressions) * reader[v].num_frames for v in reader.video_ids()[:2])
+    assert len(list((tmp_path / "out").glob("synth_*/*/*.png"))) == expected
+    with pytest.raises(ValueError, match="ground-truth"):                            # GT cues need masks
+        run(data, tmp_path / "out2", "eval.sampler=first_frame", max_videos=1)
+
+
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    # Checked before the model stack is imported (rl.models.loading validates an existing folder further).
     with pytest.raises(FileNotFoundError, match="nowhere"):
         EvalPipeline(make_cfg(), str(tmp_path / "nowhere"))
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(CheckpointError, match="no config.json"):           # a folder that is not a checkpoint
-        EvalPipeline(make_cfg(), str(tmp_path / "empty"))
 
 
 def test_mllm_sampler_without_a_policy_is_a_config_error():

@@ -7,7 +7,8 @@ import pytest
 
 from rewards.segmentation.base import ObjectPrompt
 from rl.eval.actor import summary_metrics
-from rl.eval.pipeline import overlay
+from data.types import Expression, VideoSample
+from rl.eval.pipeline import gt_union_areas, overlay
 from rl.eval.propagate import propagate_mask
 from rl.eval.segment import (
     Grounding,
@@ -125,3 +126,18 @@ def test_overlay_tints_the_prediction_and_draws_the_gt_boundary():
     assert out[0, 0].tolist() == [178, 50, 50]          # 0.5 * 100 + 0.5 * (255, 0, 0), rounded
     assert out[5, 5].tolist() == [100, 100, 100]
     assert (out == [0, 255, 0]).all(axis=-1).any()
+
+
+def test_gt_union_areas_count_overlaps_once():
+    a = np.zeros((2, 4, 5), bool)
+    a[0, 0:2, 0:3] = True                 # 6 px on frame 0
+    b = np.zeros((2, 4, 5), bool)
+    b[0, 1:3, 1:4] = True                 # 6 px, 2 shared with a
+    b[1, 3, 4] = True
+    sample = VideoSample(
+        dataset="t", split="v", video_id="v", frame_names=["0", "1"], frame_paths=[], height=4, width=5,
+        expressions={"both": Expression("both", "x", ("a", "b")), "a": Expression("a", "y", ("a",)),
+                     "none": Expression("none", "z", (), 2)},
+        mask_loaders={"a": lambda t: a[t], "b": lambda t: b[t]})
+    areas = gt_union_areas(sample)
+    assert areas["both"].tolist() == [10, 1] and areas["a"].tolist() == [6, 0] and areas["none"].tolist() == [0, 0]

@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from rl.eval.samplers.answers import interval_prompt, parse_interval, parse_position, position_prompt, MALFORMED
+from rl.eval.samplers.answers import MALFORMED, interval_prompt, parse_interval, parse_position, position_prompt
 from rl.eval.samplers.base import FrameSampler, MLLMClient, SamplerQuery, SamplerResult
 from rl.eval.samplers.frames import uniform_indices
 

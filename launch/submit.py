@@ -1,0 +1,287 @@
+"""Submit runs to a Ray cluster through the Ray Jobs API, and manage them.
+
+::
+
+    python -m launch.submit --address http://HEAD:8265 recipe=NAME [cluster=NAME] key=value ...
+    python -m launch.submit status JOB_ID [--address ...]
+    python -m launch.submit stop   JOB_ID [--address ...]
+    python -m launch.submit logs   JOB_ID [--address ...] [--follow]
+    python -m launch.submit list          [--address ...]
+
+Submitting uploads the repository as the job's ``working_dir`` (without
+``runs/``, ``.venv/``, ``.git/``, caches and W&B folders), forwards ``WANDB_*``
+variables (API key, mode, entity, ...) and ``--env KEY=VALUE`` to the job,
+runs ``python -m launch.train <items> cluster.address=auto`` (``--module`` picks
+another launcher, e.g. ``launch.sweep``) and follows its logs until it ends
+(``--no-wait`` returns the job id at once). The exit status is 0 when the job
+succeeded.
+
+Ray 2.60 token authentication: the dashboard rejects requests without
+``Authorization: Bearer <token>`` when the cluster runs with
+``RAY_AUTH_MODE=token``. Ray's own client adds the header only if
+``RAY_AUTH_MODE=token`` is set in the client's environment, then loads the
+token from ``RAY_AUTH_TOKEN``, the file named by ``RAY_AUTH_TOKEN_PATH``, or
+``~/.ray/auth_token`` (in that order). This launcher looks the token up the
+same way (``--token-file`` first), sends the header itself and sets
+``RAY_AUTH_MODE=token``; ``RAY_AUTH_MODE=disabled`` sends no token. On the head
+node ``ray get-auth-token`` prints the cluster's token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+# Never uploaded with the working_dir (gitignore syntax, relative to it).
+EXCLUDES = ["runs/", ".venv/", "venv/", ".git/", "**/__pycache__/", "*.pyc", ".pytest_cache/", ".hypothesis/",
+            "*.egg-info/", "wandb/", "outputs/", ".mypy_cache/", ".ruff_cache/"]
+# Client environment variables forwarded to the job (prefixes).
+FORWARD_PREFIXES = ("WANDB_",)
+MODULES = ("launch.train", "launch.sweep", "launch.sft", "launch.evaluate")
+COMMANDS = ("status", "stop", "logs", "list")
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+class SubmitError(RuntimeError):
+    """A problem talking to the cluster (address, authentication, unknown job)."""
+
+
+# ------------------------------------------------------------------ auth
+
+
+@dataclass
+class Token:
+    value: str
+    source: str
+
+
+def resolve_token(token_file: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
+                  home: Optional[Path] = None) -> Optional[Token]:
+    """The cluster token the way Ray looks it up (``--token-file`` first); None without one or when disabled."""
+    env = os.environ if env is None else env
+    if env.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        return None
+    if token_file:
+        path = Path(token_file).expanduser()
+        if not path.is_file() or not path.read_text().strip():
+            raise SubmitError(f"--token-file {path}: no such file or it is empty")
+        return Token(path.read_text().strip(), f"--token-file {path}")
+    if env.get("RAY_AUTH_TOKEN", "").strip():
+        return Token(env["RAY_AUTH_TOKEN"].strip(), "RAY_AUTH_TOKEN")
+    if env.get("RAY_AUTH_TOKEN_PATH"):
+        path = Path(env["RAY_AUTH_TOKEN_PATH"]).expanduser()
+        if not path.is_file() or not path.read_text().strip():
+            raise SubmitError(f"RAY_AUTH_TOKEN_PATH={path}: no such file or it is empty")
+        return Token(path.read_text().strip(), f"RAY_AUTH_TOKEN_PATH ({path})")
+    default = (home or Path.home()) / ".ray" / "auth_token"
+    if default.is_file() and default.read_text().strip():
+        return Token(default.read_text().strip(), str(default))
+    return None
+
+
+def auth_headers(token: Optional[Token]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token.value}"} if token else {}
+
+
+def client(address: str, token: Optional[Token]) -> Any:
+    """A ``JobSubmissionClient`` for ``address`` that authenticates with ``token``."""
+    if token:
+        os.environ["RAY_AUTH_MODE"] = "token"
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        return JobSubmissionClient(address, headers=auth_headers(token))
+    except Exception as exc:  # noqa: BLE001 - turn connection/auth failures into one clear message
+        raise SubmitError(_explain(exc, address, token)) from None
+
+
+def _explain(exc: Exception, address: str, token: Optional[Token]) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if "401" in text or "Authentication required" in text or "Unauthorized" in text:
+        return (f"the Ray cluster at {address} requires a token (Ray token authentication) and none was sent: "
+                "set RAY_AUTH_TOKEN, or RAY_AUTH_TOKEN_PATH / --token-file to a file holding it, or copy it to "
+                "~/.ray/auth_token (`ray get-auth-token` on the head node prints it)")
+    if "403" in text or "Authentication failed" in text or "Forbidden" in text:
+        source = token.source if token else "?"
+        return f"the Ray cluster at {address} rejected the token from {source}: it is not this cluster's token"
+    if "Failed to connect" in text or "Connection" in text or "refused" in text:
+        return f"cannot reach the Ray dashboard at {address} (is the head running with its dashboard there?): {first}"
+    return f"Ray Jobs request to {address} failed: {first}"
+
+
+# ------------------------------------------------------------- the job
+
+
+def forwarded_env(env: Optional[Mapping[str, str]] = None, extra: Sequence[str] = ()) -> dict[str, str]:
+    """``WANDB_*`` variables of the client plus ``KEY=VALUE`` items of ``--env``."""
+    env = os.environ if env is None else env
+    out = {k: v for k, v in env.items() if k.startswith(FORWARD_PREFIXES)}
+    for item in extra:
+        if "=" not in item:
+            raise SubmitError(f"--env {item!r} is not of the form KEY=VALUE")
+        key, value = item.split("=", 1)
+        out[key] = value
+    return out
+
+
+def runtime_env(working_dir: Path, env_vars: Mapping[str, str]) -> dict[str, Any]:
+    """The job's runtime environment: the repository as working_dir (minus runs/, .venv/, ...) and env vars."""
+    if not (working_dir / "launch" / "train.py").is_file():
+        raise SubmitError(f"--working-dir {working_dir} is not a vrs-rl checkout (no launch/train.py)")
+    return {"working_dir": str(working_dir), "excludes": list(EXCLUDES), "env_vars": dict(env_vars)}
+
+
+def entrypoint(module: str, items: Sequence[str]) -> str:
+    """``python -m <module> <items>``; the job's driver joins the cluster (``cluster.address=auto``)."""
+    if module not in MODULES:
+        raise SubmitError(f"--module {module!r}; expected one of {list(MODULES)}")
+    bad = [i for i in items if "=" not in i]
+    if bad:
+        raise SubmitError(f"arguments {bad} are not key=value overrides")
+    items = list(items)
+    if not any(i.split("=", 1)[0].lstrip("+") == "cluster.address" for i in items):
+        items.append("cluster.address=auto")
+    return shlex.join(["python", "-m", module, *items])
+
+
+def submit(jobs: Any, module: str, items: Sequence[str], working_dir: Path, env_vars: Mapping[str, str],
+           submission_id: Optional[str] = None) -> str:
+    """Submit one run; returns its job (submission) id."""
+    recipe = next((i.split("=", 1)[1] for i in items if i.startswith("recipe=")), "")
+    try:
+        return jobs.submit_job(
+            entrypoint=entrypoint(module, items), runtime_env=runtime_env(working_dir, env_vars),
+            submission_id=submission_id, metadata={"module": module, "recipe": recipe},
+        )
+    except SubmitError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise SubmitError(_explain(exc, getattr(jobs, "_address", "?"), None)) from None
+
+
+def follow(jobs: Any, job_id: str, out: Any = None) -> str:
+    """Print the job's logs as they come until it ends; returns its final status."""
+    out = out or sys.stdout
+
+    async def _tail() -> None:
+        async for chunk in jobs.tail_job_logs(job_id):
+            out.write(chunk)
+            out.flush()
+
+    asyncio.run(_tail())
+    return wait(jobs, job_id, timeout_s=60)
+
+
+def wait(jobs: Any, job_id: str, timeout_s: float = 600.0, poll_s: float = 1.0) -> str:
+    """Poll until the job is SUCCEEDED, FAILED or STOPPED (or the timeout); returns the status name."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = str(jobs.get_job_status(job_id).value)
+        if status in TERMINAL or time.monotonic() > deadline:
+            return status
+        time.sleep(poll_s)
+
+
+# ------------------------------------------------------------------- CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m launch.submit", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--address", default=None,
+                   help=f"Ray dashboard address (default: $RAY_ADDRESS if http(s), else {DEFAULT_ADDRESS})")
+    p.add_argument("--token-file", default=None, help="file holding the cluster's auth token")
+    p.add_argument("--module", default="launch.train", help=f"launcher to run, one of {list(MODULES)}")
+    p.add_argument("--working-dir", default=str(REPO), help="repository uploaded as the job's working_dir")
+    p.add_argument("--submission-id", default=None, help="job id to use (default: Ray chooses)")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra job environment variable")
+    p.add_argument("--no-wait", action="store_true", help="print the job id and return without following logs")
+    p.add_argument("--follow", action="store_true", help="logs: keep following until the job ends")
+    return p
+
+
+def _address(arg: Optional[str]) -> str:
+    if arg:
+        return arg
+    env = os.environ.get("RAY_ADDRESS", "")
+    return env if env.startswith(("http://", "https://")) else DEFAULT_ADDRESS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, rest = _parser().parse_known_args(argv)
+    command = rest[0] if rest and rest[0] in COMMANDS else "submit"
+    positional = rest[1:] if command != "submit" else rest
+    unknown = [a for a in positional if a.startswith("-")]
+    if unknown:
+        print(f"unknown option(s): {unknown}", file=sys.stderr)
+        return 2
+    address = _address(args.address)
+    try:
+        token = resolve_token(args.token_file)
+        if token:
+            print(f"auth: token from {token.source}", file=sys.stderr)
+        jobs = client(address, token)
+        return _run(command, jobs, args, positional, address)
+    except SubmitError as exc:
+        print(f"submit error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(command: str, jobs: Any, args: argparse.Namespace, positional: list[str], address: str) -> int:
+    if command == "list":
+        for job in jobs.list_jobs():
+            print(f"{job.submission_id}  {job.status.value:<9} {job.entrypoint}")
+        return 0
+    if command != "submit":
+        if len(positional) != 1:
+            print(f"usage: python -m launch.submit {command} JOB_ID [--address ...]", file=sys.stderr)
+            return 2
+        job_id = positional[0]
+        try:
+            if command == "status":
+                info = jobs.get_job_info(job_id)
+                print(f"{job_id}: {info.status.value}" + (f" ({info.message})" if info.message else ""))
+                print(f"entrypoint: {info.entrypoint}")
+                return 0
+            if command == "stop":
+                jobs.stop_job(job_id)
+                status = wait(jobs, job_id, timeout_s=120)
+                print(f"{job_id}: {status}")
+                return 0 if status in TERMINAL else 1
+            if args.follow:
+                return 0 if follow(jobs, job_id) == "SUCCEEDED" else 1
+            sys.stdout.write(jobs.get_job_logs(job_id))
+            return 0
+        except Exception as exc:  # noqa: BLE001 - unknown job id, connection lost, ...
+            raise SubmitError(_explain(exc, address, None) if "404" not in str(exc)
+                              else f"no job {job_id!r} on {address}") from None
+    env_vars = forwarded_env(extra=args.env)
+    job_id = submit(jobs, args.module, positional, Path(args.working_dir).resolve(), env_vars, args.submission_id)
+    print(f"submitted job {job_id} to {address}")
+    print(f"  status: python -m launch.submit status {job_id} --address {address}")
+    print(f"  stop:   python -m launch.submit stop {job_id} --address {address}")
+    sys.stdout.flush()
+    if args.no_wait:
+        return 0
+    try:
+        status = follow(jobs, job_id)
+    except KeyboardInterrupt:
+        print(f"\nstopped following; job {job_id} keeps running", file=sys.stderr)
+        return 130
+    print(f"job {job_id}: {status}")
+    return 0 if status == "SUCCEEDED" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
