@@ -9,143 +9,21 @@ start order per run id, so a resumed run is appended to its earlier part (needs
 network access and ``WANDB_API_KEY``; the same as
 ``wandb sync runs/<name>/wandb/offline-run-*``).
 
-The ``.wandb`` transaction log is read directly (W&B 0.31 ships no Python
-reader): a 7-byte header (``:W&B``, magic, version) then 32 KiB blocks of
-LevelDB-log records (crc32, length, type; FULL/FIRST/MIDDLE/LAST chunks), each
-record a ``wandb_internal_pb2.Record``. A tail cut off by a killed writer is
-ignored.
+The ``.wandb`` transaction logs are read with :mod:`rl.wandb_offline`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import struct
 import subprocess
 import sys
-import zlib
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Sequence
 
-HEADER_LEN = 7
-BLOCK_LEN = 32768
-CHUNK_HEADER_LEN = 7
-FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+from rl.wandb_offline import (OfflineRun, OfflineRunError, find_offline_runs, read_offline_run, read_records,
+                              step_problems)
 
-
-class OfflineRunError(ValueError):
-    """A ``.wandb`` file that is not a W&B transaction log."""
-
-
-def _chunks(data: bytes, source: str) -> Iterator[tuple[int, bytes]]:
-    if len(data) < HEADER_LEN or data[:4] != b":W&B":
-        raise OfflineRunError(f"{source} is not a W&B transaction log (bad header {data[:4]!r})")
-    pos = HEADER_LEN
-    while pos + CHUNK_HEADER_LEN <= len(data):
-        left_in_block = BLOCK_LEN - pos % BLOCK_LEN
-        if left_in_block < CHUNK_HEADER_LEN:  # zero trailer of a block
-            pos += left_in_block
-            continue
-        crc, length, kind = struct.unpack("<IHB", data[pos:pos + CHUNK_HEADER_LEN])
-        payload = data[pos + CHUNK_HEADER_LEN:pos + CHUNK_HEADER_LEN + length]
-        if kind == 0 or len(payload) < length or zlib.crc32(payload, zlib.crc32(bytes([kind]))) != crc:
-            return  # unwritten or torn tail
-        yield kind, payload
-        pos += CHUNK_HEADER_LEN + length
-
-
-def read_records(path: str | Path) -> Iterator[Any]:
-    """Every complete ``Record`` protobuf of a ``run-<id>.wandb`` file, in order."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = Path(path).read_bytes()
-    buffer = b""
-    for kind, payload in _chunks(data, str(path)):
-        if kind == FULL:
-            buffer = payload
-        elif kind == FIRST:
-            buffer = payload
-            continue
-        elif kind == MIDDLE:
-            buffer += payload
-            continue
-        else:  # LAST
-            buffer += payload
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(buffer)
-        buffer = b""
-        yield record
-
-
-def _item_key(item: Any) -> str:
-    return item.key or "/".join(item.nested_key)
-
-
-@dataclass
-class OfflineRun:
-    """What one process logged to an ``offline-run-*`` folder."""
-
-    path: Path
-    run_id: str = ""
-    project: str = ""
-    group: str = ""
-    name: str = ""
-    tags: list[str] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def steps(self) -> list[int]:
-        return [int(row["_step"]) for row in self.history if "_step" in row]
-
-
-def read_offline_run(folder: str | Path) -> OfflineRun:
-    """Run id, group, name, tags, config and history rows of one ``offline-run-*`` folder."""
-    folder = Path(folder)
-    files = sorted(folder.glob("run-*.wandb"))
-    if not files:
-        raise OfflineRunError(f"no run-*.wandb file in {folder}")
-    run = OfflineRun(folder)
-    for record in read_records(files[0]):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            r = record.run
-            run.run_id, run.project, run.group, run.name = r.run_id, r.project, r.run_group, r.display_name
-            run.tags = list(r.tags)
-            for item in r.config.update:
-                run.config[_item_key(item)] = json.loads(item.value_json)
-        elif kind == "config":
-            for item in record.config.update:
-                run.config[_item_key(item)] = json.loads(item.value_json)
-        elif kind == "history":
-            row = {_item_key(item): json.loads(item.value_json) for item in record.history.item}
-            if "_step" not in row and record.history.HasField("step"):
-                row["_step"] = record.history.step.num
-            run.history.append(row)
-    run.config.pop("_wandb", None)
-    return run
-
-
-def find_offline_runs(root: str | Path) -> list[Path]:
-    """``offline-run-*`` folders under ``root`` (a run or sweep directory), oldest first."""
-    return sorted(Path(root).rglob("offline-run-*"), key=lambda p: (p.name, str(p)))
-
-
-def step_problems(runs: Sequence[OfflineRun]) -> list[str]:
-    """Steps logged twice or going backwards, per run id across its processes (in start order)."""
-    problems = []
-    by_id: dict[str, list[OfflineRun]] = {}
-    for run in runs:
-        by_id.setdefault(run.run_id, []).append(run)
-    for run_id, parts in by_id.items():
-        last: Optional[int] = None
-        for part in parts:
-            for step in part.steps:
-                if last is not None and step <= last:
-                    problems.append(f"run {run_id}: step {step} after step {last} ({part.path.name})")
-                last = step if last is None else max(last, step)
-    return problems
+__all__ = ["OfflineRun", "OfflineRunError", "find_offline_runs", "read_offline_run", "read_records",
+           "step_problems", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

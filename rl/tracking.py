@@ -5,9 +5,10 @@ Metric names follow verl (``critic/score/mean``, ``actor/pg_loss``,
 caller in checkpoints; passing it back resumes the same W&B run.
 
 W&B steps never go backwards or repeat: a resumed run re-runs the steps after
-its checkpoint, but the steps the killed process already sent to W&B (the
-highest step in ``metrics.jsonl`` before truncation, remembered in
-``wandb_step.json``) are written to ``metrics.jsonl`` only. Every metric is
+its checkpoint, but the steps W&B already holds from the killed process (read
+from the run's transaction logs under ``<run_dir>/wandb``, remembered in
+``wandb_step.json``) are written to ``metrics.jsonl`` only; later steps go to
+both, so W&B has every step exactly once. Every metric is
 plotted against ``training/global_step`` and grouped by its prefix
 (``reward/*``, ``timing_s/*``, ``perf/*``, ...) via ``wandb.define_metric``.
 """
@@ -59,7 +60,7 @@ class Tracker:
         self.samples_path = self.run_dir / "samples.jsonl"
         self.batches_path = self.run_dir / "batches.jsonl"
         files = (self.metrics_path, self.samples_path, self.batches_path)
-        self._wandb_min_step = self._wandb_high_water(resume_step)
+        self._wandb_min_step = self._wandb_high_water(resume_step, run_id)
         for path in files:
             if resume_step is not None:
                 # Steps after the checkpoint are re-run: drop their stale lines.
@@ -71,23 +72,27 @@ class Tracker:
         if cfg.wandb_mode != "disabled":
             self._wandb = self._init_wandb(cfg, config, run_id, default_name)
 
-    def _wandb_high_water(self, resume_step: Optional[int]) -> int:
-        """Highest step an earlier process of this run may have sent to W&B (0 for a fresh run)."""
+    def _wandb_high_water(self, resume_step: Optional[int], run_id: Optional[str]) -> int:
+        """Highest step earlier processes of this W&B run wrote (0 for a fresh run).
+
+        Read from the run's transaction logs (a killed process loses its last, not yet
+        committed step, so that step is logged again) and kept in ``wandb_step.json``.
+        """
+        from rl.wandb_offline import max_logged_step
+
         state = self.run_dir / WANDB_STEP_FILE
-        if resume_step is None:
+        if resume_step is None or not run_id:
             state.unlink(missing_ok=True)
             return 0
-        high = int(resume_step)
+        high = 0
         try:
-            high = max(high, int(json.loads(state.read_text())["step"]))
+            high = int(json.loads(state.read_text())["step"])
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             pass
-        if self.metrics_path.exists():
-            for line in self.metrics_path.read_text().splitlines():
-                try:
-                    high = max(high, int(json.loads(line).get("step", 0)))
-                except (ValueError, TypeError, AttributeError):
-                    continue
+        try:
+            high = max(high, max_logged_step(self.run_dir / "wandb", run_id) or 0)
+        except (OSError, ValueError) as exc:
+            log.warning("cannot read the W&B files of run %s (%s); W&B may drop re-run steps", run_id, exc)
         state.write_text(json.dumps({"step": high}))
         if high > resume_step:
             log.info("W&B already has steps up to %d: re-run steps %d..%d go to metrics.jsonl only",

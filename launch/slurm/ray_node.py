@@ -45,7 +45,7 @@ def node_resources(cluster: str, index: int, overrides: Sequence[str] = ()) -> d
 
 
 def ray_start_args(cluster: str, index: int, head: bool, address: Optional[str], port: int, dashboard_port: int,
-                   extra: Sequence[str] = ()) -> list[str]:
+                   extra: Sequence[str] = (), dashboard_host: str = "0.0.0.0") -> list[str]:
     """The ``ray start`` command of one node."""
     from rl.config import load_config
 
@@ -54,7 +54,7 @@ def ray_start_args(cluster: str, index: int, head: bool, address: Optional[str],
     args = [ray, "start", "--block", "--disable-usage-stats"]
     if head:
         args += ["--head", f"--port={port}", "--include-dashboard=true", f"--dashboard-port={dashboard_port}",
-                 "--dashboard-host=0.0.0.0"]
+                 f"--dashboard-host={dashboard_host}"]
     else:
         if not address:
             raise SystemExit("worker nodes need --address HEAD_IP:PORT")
@@ -104,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--address", default=None, help="head GCS address HEAD_IP:PORT (worker, wait)")
     p.add_argument("--port", type=int, default=6379, help="head GCS port")
     p.add_argument("--dashboard-port", type=int, default=8265)
+    p.add_argument("--dashboard-host", default="0.0.0.0", help="interface the head's dashboard (Jobs API) listens on")
     p.add_argument("--nodes", type=int, default=1, help="wait: nodes to wait for")
     p.add_argument("--timeout", type=float, default=600.0, help="wait: seconds")
     p.add_argument("--print-only", action="store_true", help="print the ray start command instead of running it")
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     command = ray_start_args(args.cluster, 0 if args.role == "head" else args.index, args.role == "head",
-                             args.address, args.port, args.dashboard_port, extra)
+                             args.address, args.port, args.dashboard_port, extra, args.dashboard_host)
     print(" ".join(command), flush=True)
     if args.print_only:
         return 0

@@ -34,7 +34,7 @@ def build_rollout_backend(
             micro_batch_size=cfg.micro_batch_size, seed=seed,
         )
     if cfg.backend == "vllm":
-        raise NotImplementedError(
-            "rollout.backend='vllm' is not yet available in this build; use rollout.backend=hf"
-        )
+        from rl.rollout.vllm import VLLMRolloutBackend
+
+        return VLLMRolloutBackend.from_config(model_path, cfg, device=device, dtype=dtype, seed=seed)
     raise ValueError(f"unknown rollout.backend {cfg.backend!r}; expected 'hf' or 'vllm'")

@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from rl.placement import PlacementPlan
+from rl.workers.ray_actors import kill_actors
 
 
 class PolicyActor:
@@ -134,11 +135,5 @@ class PolicyGroup:
         return results[0]
 
     def shutdown(self) -> None:
-        import ray
-
-        for w in self.workers:
-            try:
-                ray.kill(w, no_restart=True)
-            except Exception:  # noqa: BLE001
-                pass
+        kill_actors(self.workers)
         self.workers = []

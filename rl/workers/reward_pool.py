@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from rl.config import RewardConfig
+from rl.workers.ray_actors import kill_actors
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +110,8 @@ class RewardPool:
         return self._remote_cls.options(**self._options[index]).remote(self.cfg)
 
     def restart(self, index: int) -> None:
-        import ray
-
         self.generations[index] += 1
-
-        try:
-            ray.kill(self.workers[index], no_restart=True)
-        except Exception:  # noqa: BLE001 - already dead
-            pass
+        kill_actors([self.workers[index]])
         self.workers[index] = self._start(index)
 
     def _dispatch(self, task: GroupTask) -> None:
@@ -173,11 +168,5 @@ class RewardPool:
         task.result = [{"score": 0.0, "reward_failed": 1.0} for _ in task.responses]
 
     def shutdown(self) -> None:
-        import ray
-
-        for w in self.workers:
-            try:
-                ray.kill(w, no_restart=True)
-            except Exception:  # noqa: BLE001
-                pass
+        kill_actors(self.workers)
         self.workers = []

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from rl.config import ModelConfig, RolloutConfig
 from rl.placement import PlacementPlan
+from rl.workers.ray_actors import kill_actors
 
 
 class RolloutActor:
@@ -84,11 +85,5 @@ class RolloutGroup:
         return [r for r, _ in results], max(t for _, t in results)
 
     def shutdown(self) -> None:
-        import ray
-
-        for w in self.workers:
-            try:
-                ray.kill(w, no_restart=True)
-            except Exception:  # noqa: BLE001
-                pass
+        kill_actors(self.workers)
         self.workers = []

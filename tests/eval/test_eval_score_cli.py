@@ -296,9 +296,10 @@ def test_cli_subprocess_and_errors(tmp_path, mevis):
     )
     assert missing.returncode == 2 and "prediction folder" in missing.stderr
 
-    stub = subprocess.run([sys.executable, "-m", "launch.evaluate", "run"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert stub.returncode != 0 and "not implemented yet" in stub.stderr
+    no_ckpt = subprocess.run([sys.executable, "-m", "launch.evaluate", "run", f"checkpoint={tmp_path / 'no_ckpt'}",
+                              f"out={tmp_path / 'run_out'}"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert no_ckpt.returncode == 2 and "no_ckpt" in no_ckpt.stderr
 
 
 def test_split_without_ground_truth_is_a_clear_error(tmp_path, mevis, capsys):

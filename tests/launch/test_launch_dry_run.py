@@ -46,7 +46,7 @@ def test_two_node_plan_pins_training_and_generation_to_their_nodes(capsys):
 
 
 def test_a_plan_needing_more_gpus_than_the_cluster_has_is_an_error_naming_the_pool(capsys):
-    assert main(["recipe=videoseg_r1", "cluster=1x8gpu", "cluster.rollout.num_workers=4", "--dry-run"]) == 2
+    assert main(["recipe=videoseg_r1", "cluster=1x8gpu", "cluster.rollout.num_workers=6", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "placement error" in err and "pool 'rollout'" in err and "GPU" in err
 
