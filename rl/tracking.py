@@ -4,11 +4,12 @@ Metric names follow verl (``critic/score/mean``, ``actor/pg_loss``,
 ``timing_s/gen``, ``perf/throughput``, ...). The W&B run id is kept by the
 caller in checkpoints; passing it back resumes the same W&B run.
 
-W&B steps never go backwards or repeat: a resumed run re-runs the steps after
-its checkpoint, but the steps W&B already holds from the killed process (read
-from the run's transaction logs under ``<run_dir>/wandb``, remembered in
-``wandb_step.json``) are written to ``metrics.jsonl`` only; later steps go to
-both, so W&B has every step exactly once. Every metric is
+W&B steps never go backwards, repeat or go missing: a resumed run re-runs the
+steps after its checkpoint, but the steps W&B already holds from the killed
+process (read from the run's transaction logs under ``<run_dir>/wandb``,
+remembered in ``wandb_step.json``) are written to ``metrics.jsonl`` only, and
+checkpointed steps W&B lost with the killed process (its last, uncommitted
+rows) are re-sent from ``metrics.jsonl``; so W&B has every step exactly once. Every metric is
 plotted against ``training/global_step`` and grouped by its prefix
 (``reward/*``, ``timing_s/*``, ``perf/*``, ...) via ``wandb.define_metric``.
 """
@@ -71,6 +72,8 @@ class Tracker:
         self.run_id = run_id
         if cfg.wandb_mode != "disabled":
             self._wandb = self._init_wandb(cfg, config, run_id, default_name)
+            if resume_step is not None:
+                self._replay_to_wandb(resume_step)
 
     def _wandb_high_water(self, resume_step: Optional[int], run_id: Optional[str]) -> int:
         """Highest step earlier processes of this W&B run wrote (0 for a fresh run).
@@ -98,6 +101,20 @@ class Tracker:
             log.info("W&B already has steps up to %d: re-run steps %d..%d go to metrics.jsonl only",
                      high, resume_step + 1, high)
         return high
+
+    def _replay_to_wandb(self, resume_step: int) -> None:
+        """Send W&B the checkpointed steps it lost with the killed process (``metrics.jsonl`` kept them)."""
+        replayed = 0
+        for row in read_metrics(self.run_dir):
+            step = int(row.get("step", 0))
+            if self._wandb_min_step < step <= resume_step:
+                payload = {k: v for k, v in row.items() if k != "step"}
+                payload.setdefault(STEP_METRIC, step)
+                self._wandb.log(payload, step=step)
+                replayed += 1
+        if replayed:
+            log.info("W&B: re-sent %d logged step(s) up to the checkpoint (step %d)", replayed, resume_step)
+        self._wandb_min_step = max(self._wandb_min_step, resume_step)
 
     def _to_wandb(self, step: int) -> bool:
         return self._wandb is not None and step > self._wandb_min_step

@@ -118,6 +118,8 @@ def read_offline_run(folder: str | Path) -> OfflineRun:
                 row["_step"] = record.history.step.num
             run.history.append(row)
     run.config.pop("_wandb", None)
+    # A process killed before W&B wrote its run record: the folder name still carries the id.
+    run.run_id = run.run_id or folder.name.rsplit("-", 1)[-1]
     return run
 
 

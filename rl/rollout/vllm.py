@@ -79,6 +79,8 @@ def import_vllm():
 
     if not torch.cuda.is_available():
         vllm_env.configure_cpu_env()
+        # TORCH_COMPILE_DISABLE only counts before torch is imported; torch is imported by now.
+        torch.compiler.set_stance("force_eager")
     try:
         import vllm  # noqa: F401
     except ImportError as exc:

@@ -101,14 +101,14 @@ def test_log_images_writes_pngs_and_rejects_wrong_shapes(tmp_path):
 
 
 _WRITER = textwrap.dedent('''
-    import json, sys, time
+    import sys, time
     from pathlib import Path
     import numpy as np
     from rl.config import TrackingConfig
     from rl.tracking import Tracker
     from launch.sync import find_offline_runs, read_offline_run
 
-    run_dir, run_id, resume, first, last, hang = sys.argv[1:7]
+    run_dir, run_id, resume, first, last, mode = sys.argv[1:7]
     cfg = TrackingConfig(wandb_mode="offline", project="p", group="g", name="resume-test", tags=["t"])
     tracker = Tracker(run_dir, cfg, {"lr": 0.1}, run_id=run_id or None,
                       resume_step=int(resume) if resume else None, default_name="x")
@@ -116,60 +116,67 @@ _WRITER = textwrap.dedent('''
         tracker.log({"reward/accuracy": step / 10, "timing_s/step": 1.0, "training/global_step": step}, step)
     tracker.log_images("overlays", [np.zeros((4, 4, 3), np.uint8)], step=int(last), captions=["c"])
     Path(run_dir, "run_id").write_text(tracker.run_id)
-    if hang == "hang":
-        # Wait until W&B has written step last-1 to its offline file (the last step's row is
-        # committed only by a later step), then wait to be killed.
-        while True:
-            runs = [read_offline_run(f) for f in find_offline_runs(run_dir)]
-            if runs and int(last) - 1 in runs[-1].steps:
-                break
+    if mode == "finish":
+        tracker.finish()
+        sys.exit(0)
+    if mode == "flushed":
+        # Until W&B has written step last-1 (the last step's row is committed only by a later step).
+        while not any(int(last) - 1 in read_offline_run(f).steps for f in find_offline_runs(run_dir)):
             time.sleep(0.2)
-        Path(run_dir, "ready").write_text("1")
-        time.sleep(600)
-    tracker.finish()
+    Path(run_dir, "ready").write_text(mode)
+    time.sleep(600)  # until killed
 ''')
 
 
-@pytest.mark.slow
-def test_killed_and_resumed_run_keeps_its_wandb_run_and_never_repeats_a_step(tmp_path):
-    script = tmp_path / "writer.py"
-    script.write_text(_WRITER)
-    run_dir = tmp_path / "run"
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
-           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    first = subprocess.Popen([sys.executable, str(script), str(run_dir), "", "", "1", "4", "hang"], env=env,
-                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def _killed_writer(script: Path, run_dir: Path, env: dict, *args: str) -> None:
+    (run_dir / "ready").unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, str(script), str(run_dir), *args], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while not (run_dir / "ready").exists():
-            assert first.poll() is None, first.stdout.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "writer did not log 4 steps"
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the writer did not get ready"
             time.sleep(0.2)
     finally:
-        os.killpg(first.pid, signal.SIGKILL)   # the process and its wandb-core service
-        first.wait(timeout=30)
-    run_id = (run_dir / "run_id").read_text()
+        os.killpg(proc.pid, signal.SIGKILL)  # the process and its wandb-core service
+        proc.wait(timeout=30)
 
-    # Resume from the "checkpoint" at step 2: steps 3..5 run again.
-    second = subprocess.run([sys.executable, str(script), str(run_dir), run_id, "2", "3", "5", "finish"], env=env,
-                            capture_output=True, text=True, timeout=180)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_keeps_its_wandb_run_and_never_repeats_or_loses_a_step(tmp_path):
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # 1: steps 1..4, killed once W&B has written step 3 (step 4 was never committed to W&B).
+    _killed_writer(script, run_dir, env, "", "", "1", "4", "flushed")
+    run_id = (run_dir / "run_id").read_text()
+    first = [read_offline_run(f) for f in find_offline_runs(run_dir)]
+    assert first[0].steps == [1, 2, 3]
+    # 2: resumed from the checkpoint at step 2, re-runs 3..6 and is killed at once (W&B keeps little or nothing).
+    _killed_writer(script, run_dir, env, run_id, "2", "3", "6", "now")
+    # 3: resumed from the checkpoint at step 5, runs 6..7 and finishes.
+    done = subprocess.run([sys.executable, str(script), str(run_dir), run_id, "5", "6", "7", "finish"], env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     runs = [read_offline_run(f) for f in find_offline_runs(run_dir)]
-    assert len(runs) == 2 and {r.run_id for r in runs} == {run_id}
-    # The killed process's W&B holds 1..3 (step 4 was never committed): the resumed one adds 4 and 5,
-    # so W&B has every step exactly once, in order.
-    assert runs[0].steps[:3] == [1, 2, 3]
-    assert runs[0].steps + runs[1].steps == [1, 2, 3, 4, 5]
+    assert len(runs) == 3 and {r.run_id for r in runs} == {run_id}
+    # W&B: every step exactly once, in order, across the three processes (steps the second process
+    # lost are re-sent by the third from metrics.jsonl).
+    assert [s for r in runs for s in r.steps] == [1, 2, 3, 4, 5, 6, 7]
     assert step_problems(runs) == []
-    assert runs[1].group == "g" and runs[1].name == "resume-test" and runs[1].config["lr"] == 0.1
-    # Every step exactly once in metrics.jsonl (step 3 from the resumed process).
-    assert [r["step"] for r in read_metrics(run_dir)] == [1, 2, 3, 4, 5]
+    assert [r["step"] for r in read_metrics(run_dir)] == [1, 2, 3, 4, 5, 6, 7]
+    last = runs[-1]
+    assert last.group == "g" and last.name == "resume-test" and last.config["lr"] == 0.1
     # Images of the last step reached W&B; metric groups are plotted against the global step.
-    images = [row for row in runs[1].history if "overlays/_type" in row]
-    assert len(images) == 1 and images[0]["overlays/captions"] == ["c"] and images[0]["_step"] == 5
-    assert runs[1].metrics["reward/*"] == "training/global_step"
-    assert runs[1].metrics["timing_s/*"] == "training/global_step"
+    images = [row for row in last.history if "overlays/_type" in row]
+    assert len(images) == 1 and images[0]["overlays/captions"] == ["c"] and images[0]["_step"] == 7
+    assert last.metrics["reward/*"] == "training/global_step"
+    assert last.metrics["timing_s/*"] == "training/global_step"
     assert sync_main([str(run_dir)]) == 0
 
 
