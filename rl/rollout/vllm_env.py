@@ -122,12 +122,15 @@ def _finder_installed() -> bool:
 
 def _register_video_stand_in() -> None:
     """Register a Qwen2-VL video processor that refuses video input (no torchvision to decode it)."""
-    import transformers
+    # processing_utils re-executes transformers/__init__ at its first import (a new top-level
+    # module object in sys.modules): import it first, then patch the module it holds.
+    import transformers.processing_utils as processing_utils
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig
     from transformers.models.auto.video_processing_auto import AutoVideoProcessor
     from transformers.video_processing_utils import BaseVideoProcessor, VideoProcessorMixin
 
-    if getattr(transformers, "_vrs_video_stand_in", None) is not None:
+    top = processing_utils.transformers_module
+    if getattr(top, "_vrs_video_stand_in", None) is not None:
         return
 
     class Qwen2VLVideoProcessor(BaseVideoProcessor):
@@ -145,8 +148,9 @@ def _register_video_stand_in() -> None:
         AutoVideoProcessor.register(config_class, Qwen2VLVideoProcessor, exist_ok=True)
     # ProcessorMixin.check_argument_for_proper_class looks the base class up on the top-level
     # module, where it is a torchvision placeholder.
-    transformers.VideoProcessorMixin = VideoProcessorMixin
-    transformers._vrs_video_stand_in = Qwen2VLVideoProcessor
+    for module in {id(top): top, id(sys.modules["transformers"]): sys.modules["transformers"]}.values():
+        module.VideoProcessorMixin = VideoProcessorMixin
+        module._vrs_video_stand_in = Qwen2VLVideoProcessor
 
 
 def install_torchvision_free_hooks() -> bool:
@@ -167,9 +171,9 @@ def hooks_installed() -> bool:
     """Whether :func:`install_torchvision_free_hooks` is active in this process."""
     if not _finder_installed():
         return False
-    import transformers
+    import transformers.processing_utils as processing_utils
 
-    return getattr(transformers, "_vrs_video_stand_in", None) is not None
+    return getattr(processing_utils.transformers_module, "_vrs_video_stand_in", None) is not None
 
 
 def register_vllm_plugin() -> None:

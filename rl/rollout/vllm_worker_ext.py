@@ -78,10 +78,10 @@ def pack_bucket(
 ) -> dict[str, Any]:
     """Serialise ``(name, tensor)`` pairs for :meth:`VRSWorkerExtension.vrs_load_weights`.
 
-    ``transport="bytes"``: ``{"transport": "bytes", "data": <safetensors bytes>, "count": k}``;
-    ``"file"``: the same bytes written to a new file in ``tmp_dir`` (default: the system temp
-    dir): ``{"transport": "file", "path": str, "count": k}``; the receiver deletes it.
-    dtypes and shapes are preserved exactly.
+    ``transport="bytes"``: ``{"transport": "bytes", "data": <safetensors bytes>, "count": k,
+    "names": [...]}``; ``"file"``: the same bytes written to a new file in ``tmp_dir`` (default:
+    the system temp dir), ``{"transport": "file", "path": str, ...}``; the receiver deletes it.
+    dtypes, shapes and the order of the pairs are preserved exactly.
     """
     from safetensors.torch import save
 
@@ -89,15 +89,16 @@ def pack_bucket(
         raise ValueError(f"unknown weight transport {transport!r}; expected one of {TRANSPORTS}")
     tensors = _unshared(named)
     data = save(tensors)
+    names = list(tensors)  # safetensors sorts by name; the sender's order is kept (layers arrive whole)
     if transport == "bytes":
-        return {"transport": "bytes", "data": data, "count": len(tensors)}
+        return {"transport": "bytes", "data": data, "count": len(tensors), "names": names}
     directory = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"vrs-weights-{os.getpid()}-{uuid.uuid4().hex}.safetensors"
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-    return {"transport": "file", "path": str(path), "count": len(tensors)}
+    return {"transport": "file", "path": str(path), "count": len(tensors), "names": names}
 
 
 def unpack_bucket(payload: dict[str, Any]) -> list[tuple[str, torch.Tensor]]:
@@ -113,7 +114,8 @@ def unpack_bucket(payload: dict[str, Any]) -> list[tuple[str, torch.Tensor]]:
         raise ValueError(f"weight payload has unknown transport {transport!r}")
     if len(tensors) != payload.get("count", len(tensors)):
         raise ValueError(f"weight payload holds {len(tensors)} tensors, expected {payload['count']}")
-    return list(tensors.items())
+    names = payload.get("names") or list(tensors)
+    return [(name, tensors[name]) for name in names]
 
 
 def discard_payload(payload: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -173,7 +174,7 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
     params = context.params_of(config)
     info: dict[str, Any] = {"name": name, "trial_id": tctx.get_trial_id(), "sweep": context.spec.name,
                             "params": params, "run_dir": cfg.trainer.run_dir, "wandb_run_id": "",
-                            "total_steps": cfg.trainer.total_steps}
+                            "total_steps": cfg.trainer.total_steps, "started_at": time.time()}
     write_trial_file(cfg.trainer.run_dir, info)
 
     _, reservation, _ = context.placement(cfg)
@@ -198,3 +199,5 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
         finally:
             if trainer is not None:
                 trainer.shutdown()
+            info["finished_at"] = time.time()
+            write_trial_file(cfg.trainer.run_dir, info)

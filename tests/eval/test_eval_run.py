@@ -77,7 +77,7 @@ def test_cli_run_with_the_tiny_policy(tiny_policy, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "launch.evaluate", "run", f"checkpoint={tiny_policy}",
          f"dataset.root={tmp_path / 'data'}", "dataset.format=synthetic", f"out={out}",
-         f"trainer.run_dir={tmp_path / 'run'}", *TINY_POLICY_ARGS],
+         f"trainer.run_dir={tmp_path / 'run'}", "eval.sampler=auto", *TINY_POLICY_ARGS],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
