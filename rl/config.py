@@ -243,6 +243,8 @@ class RolloutConfig:
     gpu_memory_utilization: float = 0.6
     # vLLM: free the KV cache (sleep) while the actor trains on shared GPUs.
     enable_sleep: bool = True
+    # vLLM: interpreter of the rollout actors ("" = the trainer's; "auto" = .venv-vllm/bin/python of `make setup-vllm`).
+    vllm_python: str = ""
     # Weight sync actor -> rollout, bucket size in MB.
     weight_sync_bucket_mb: int = 256
     # Sampling for validation rollouts.

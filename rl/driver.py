@@ -214,6 +214,8 @@ class GRPOTrainer:
 
         with self.timer.phase("gen"):
             outputs, busy["gen"] = self.groups.rollout.generate(records, self.sampling)
+            if self.cfg.cluster.rollout.colocate_with:  # shared GPUs: free the engine's memory until the sync wakes it
+                self.groups.rollout.sleep()
         batch = flatten_rollout(records, outputs, n=cfg.rollout.n)
 
         # Rewards start first (per group, asynchronously) and overlap the log-prob phases.

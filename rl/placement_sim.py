@@ -71,7 +71,8 @@ class SimulatedPlacement:
     def format(self) -> str:
         """Human-readable table: pools, bundles per node, roles' workers per node, node usage."""
         c = self.plan.cluster
-        cpu_text = f"{_num(self.nodes[0].total['CPU'])} CPU" if self.cpus_checked else "CPUs not checked (set cluster.cpus_per_node)"
+        cpu_text = (f"{_num(self.nodes[0].total['CPU'])} CPU" if self.cpus_checked
+                    else "CPUs not checked (set cluster.cpus_per_node)")
         lines = [
             f"simulated placement (computed from the cluster config, no Ray cluster was contacted): "
             f"{c.nodes} node(s) x {c.devices_per_node} GPU, {cpu_text}",

@@ -76,7 +76,7 @@ class Tracker:
                 self._replay_to_wandb(resume_step)
 
     def _wandb_high_water(self, resume_step: Optional[int], run_id: Optional[str]) -> int:
-        """Highest step earlier processes of this W&B run wrote (0 for a fresh run).
+        """Highest step earlier processes of this W&B run wrote (-1 for a fresh run: every step goes to W&B).
 
         Read from the run's transaction logs (a killed process loses its last, not yet
         committed step, so that step is logged again) and kept in ``wandb_step.json``.
@@ -86,14 +86,15 @@ class Tracker:
         state = self.run_dir / WANDB_STEP_FILE
         if resume_step is None or not run_id:
             state.unlink(missing_ok=True)
-            return 0
-        high = 0
+            return -1
+        high = -1
         try:
             high = int(json.loads(state.read_text())["step"])
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             pass
         try:
-            high = max(high, max_logged_step(self.run_dir / "wandb", run_id) or 0)
+            logged = max_logged_step(self.run_dir / "wandb", run_id)
+            high = high if logged is None else max(high, logged)
         except (OSError, ValueError) as exc:
             log.warning("cannot read the W&B files of run %s (%s); W&B may drop re-run steps", run_id, exc)
         state.write_text(json.dumps({"step": high}))
@@ -227,8 +228,12 @@ class Tracker:
 
     def finish(self) -> None:
         if self._wandb is not None:
+            offline = getattr(self._wandb.settings, "mode", "") == "offline"
             self._wandb.finish()
             self._wandb = None
+            if offline:
+                log.info("W&B run %s is offline; upload it later with `python -m launch.sync %s --upload` "
+                         "(= wandb sync %s/wandb/offline-run-*)", self.run_id, self.run_dir, self.run_dir)
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

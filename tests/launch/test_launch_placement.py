@@ -89,7 +89,7 @@ def test_two_node_gpu_layout_puts_training_on_node_0_and_generation_on_node_1():
 
 
 def test_roles_follow_the_config():
-    cfg = load_config(["recipe=quickstart"])
+    cfg = load_config(["recipe=quickstart", "eval.freq=0"])
     assert roles_for(cfg)["reference"] == cfg.cluster.reference.num_workers and roles_for(cfg)["evaluator"] == 0
     no_kl = load_config(["recipe=quickstart", "actor.use_kl_loss=false", "eval.freq=5"])
     assert roles_for(no_kl)["reference"] == 0 and roles_for(no_kl)["evaluator"] == no_kl.cluster.evaluator.num_workers

