@@ -35,8 +35,8 @@ def _prompts(count: int) -> list[dict]:
     import numpy as np
 
     rng = np.random.default_rng(0)
-    return [{"prompt": f"Find object {i}: answer with its box.", "images": [rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)]}
-            for i in range(count)]
+    return [{"prompt": f"Find object {i}: answer with its box.",
+             "images": [rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)]} for i in range(count)]
 
 
 def _state(model_dir: str, backend: str) -> list:
@@ -135,10 +135,11 @@ def main() -> int:
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     else:
         print(f"vLLM: no environment at {python} (make setup-vllm); transformers backend only")
-    print(f"\n{'backend':<8} {'startup_s':>9} {'tokens':>7} {'gen_s':>7} {'tokens/s':>9} {'sync_s/step':>11} {'sync_MB':>8}")
+    header = ("backend", "startup_s", "tokens", "gen_s", "tokens/s", "sync_s/step", "sync_MB")
+    print("\n{:<8} {:>9} {:>7} {:>7} {:>9} {:>11} {:>8}".format(*header))
     for r in results:
-        print(f"{r['backend']:<8} {r['startup_s']:>9.1f} {r['tokens']:>7d} {r['gen_s']:>7.2f} {r['tokens_per_s']:>9.0f} "
-              f"{r['sync_s']:>11.3f} {r['sync_mb']:>8.2f}")
+        print(f"{r['backend']:<8} {r['startup_s']:>9.1f} {r['tokens']:>7d} {r['gen_s']:>7.2f} "
+              f"{r['tokens_per_s']:>9.0f} {r['sync_s']:>11.3f} {r['sync_mb']:>8.2f}")
     if len(results) == 2:
         hf, vl = results
         print(f"\nvllm / hf: throughput x{vl['tokens_per_s'] / hf['tokens_per_s']:.2f}, "

@@ -16,7 +16,8 @@ with four cues, summed as log-odds (foreground iff the sum is > 0):
   colour model matches it best (exhaustive search around the flow's prediction, which
   catches motions the flow underestimates);
 * **warp consistency**: where the flow-warped previous frame matches the current frame
-  photometrically, the warped label is trusted (``warp_weight``); where it does not
+  photometrically, the warped label is trusted (kept outright where the match is
+  close, ``warp_lock``, else weighted by ``warp_weight``); where it does not
   (disocclusion, the trail behind a moving object, the object's leading edge) colour
   and prior decide. A static video therefore keeps its mask exactly;
 * **occlusion memory**: when the mask shrinks below ``full_ratio`` of the object's
@@ -48,17 +49,17 @@ FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 class TrackerParams:
     """Constants of :class:`MaskTracker` (pixel values are at the tracker's working resolution).
 
-    Defaults were chosen on the project's synthetic videos (default generator settings,
-    GT keyframe masks; seeds other than the ones reported) and kept generic: sizes are
-    relative to the object where that makes sense.
+    Defaults were chosen on the project's synthetic videos (default generator settings, GT
+    keyframe masks, mostly generator seeds 2 and 3) and kept generic: sizes are relative to
+    the object where that makes sense.
     """
 
-    # Colour model: histogram bins per RGB channel (bins**3 cells).
+    # Colour model: histogram bins per RGB channel (bins**3 cells; a power of two, 2..64).
     colour_bins: int = 16
     # Gaussian smoothing of the colour histograms, in bins (tolerance to noise / small colour shifts).
     colour_smoothing: float = 1.0
-    # Weight of a uniform distribution mixed into the background histogram: a colour absent from the
-    # keyframe scores about log(background_uniform) lower than a colour of the object (0 disables).
+    # Weight of a uniform distribution mixed into the background histogram, so colours seen on neither
+    # side of the keyframe (e.g. a new occluder) get negative log-odds and lean to background (0 disables).
     background_uniform: float = 0.2
     # Colour log-odds are clipped to +-log_odds_clip (one colour never outweighs the other cues entirely).
     log_odds_clip: float = 6.0
@@ -70,13 +71,13 @@ class TrackerParams:
     prior_outside: float = 8.0
     # Pixels farther than search_reach * sigma from the moved mask stay background.
     search_reach: float = 3.0
-    # Warp consistency: log-odds weight of the warped label where the warp is photometrically exact,
-    # decaying as exp(-d^2 / (2 warp_tau^2)) with the RGB distance d (0..255 units) between the
-    # current frame and the warped previous frame. 0 disables the cue.
+    # Warp consistency c = exp(-d^2 / (2 warp_tau^2)), d the RGB distance (0..255 units) between the
+    # current frame and the warped previous frame. Pixels with c >= warp_lock keep the warped label
+    # outright (and are left alone by the cleanup; a static video keeps its mask exactly); below it
+    # the warped label weighs warp_weight * c in the log-odds. warp_weight = 0 disables the cue.
     warp_weight: float = 8.0
     warp_tau: float = 25.0
-    # Pixels with consistency >= warp_lock keep their raw decision through the speck / hole cleanup.
-    warp_lock: float = 0.5
+    warp_lock: float = 0.8
     # Colour matching of the previous mask: search radius max(match_radius_min, match_radius *
     # sqrt(area)) pixels around the flow's prediction; the score is the sum of the colour log-odds
     # under the mask minus match_penalty * area * (distance to the flow's prediction / radius)^2.
@@ -100,8 +101,8 @@ class TrackerParams:
 
     def check(self) -> None:
         problems = []
-        if self.colour_bins < 2 or 256 % self.colour_bins:
-            problems.append(f"colour_bins must divide 256 and be >= 2, got {self.colour_bins}")
+        if self.colour_bins not in (2, 4, 8, 16, 32, 64):
+            problems.append(f"colour_bins must be a power of two in 2..64, got {self.colour_bins}")
         if not 0.0 <= self.background_uniform <= 1.0:
             problems.append(f"background_uniform must be in [0, 1], got {self.background_uniform}")
         if not 0.0 < self.full_ratio <= 1.0:
@@ -112,6 +113,8 @@ class TrackerParams:
                      "warp_weight", "match_radius", "match_radius_min", "match_penalty", "ghost_frames"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 < self.warp_lock <= 1.0:
+            problems.append(f"warp_lock must be in (0, 1], got {self.warp_lock}")
         for name in ("prior_sigma_min", "search_reach", "warp_tau", "match_max_side"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
@@ -131,6 +134,8 @@ class ColourModel:
         fg = np.bincount(index[mask], minlength=cells).astype(np.float64)
         bg = np.bincount(index[~mask], minlength=cells).astype(np.float64)
         pf, pb = (self._density(h.reshape(bins, bins, bins), params.colour_smoothing) for h in (fg, bg))
+        if pf is None:
+            raise ValueError("the colour model needs a non-empty object mask")
         if pb is None:  # the mask covers the whole frame: no background sample
             pb = np.full(cells, 1.0 / cells)
         u = params.background_uniform
@@ -280,11 +285,14 @@ class MaskTracker:
         z = 2.0 * cv2.GaussianBlur(prior[rows, cols], (0, 0), sigma) - 1.0
         score = log_odds[rows, cols] + p.prior_inside * np.maximum(z, 0.0) + p.prior_outside * np.minimum(z, 0.0)
         locked = None
+        raw = region[rows, cols]
         if consistency is not None:
             c = consistency[rows, cols]
             score = score + p.warp_weight * c * (2.0 * warped[rows, cols] - 1.0)
             locked = c >= p.warp_lock
-        raw = (score > 0) & region[rows, cols]
+            raw = raw & np.where(locked, warped[rows, cols] >= 0.5, score > 0)
+        else:
+            raw = raw & (score > 0)
         specks = max(p.speckle_min, p.speckle_ratio * seeds.sum())
         cleaned = _remove_specks(_fill_holes(raw, specks), specks)
         mask = empty.copy()

@@ -85,7 +85,9 @@ def check_attn_implementation(attn_implementation: str, dtype: str = "bfloat16")
     docs/gpu.md), a CUDA device and half precision (``model.dtype`` bfloat16 or float16).
     """
     if attn_implementation not in ATTN_IMPLEMENTATIONS:
-        raise ValueError(f"model.attn_implementation={attn_implementation!r}; expected one of {list(ATTN_IMPLEMENTATIONS)}")
+        raise ValueError(
+            f"model.attn_implementation={attn_implementation!r}; expected one of {list(ATTN_IMPLEMENTATIONS)}"
+        )
     if attn_implementation != "flash_attention_2":
         return
     import importlib.util

@@ -1,4 +1,8 @@
-"""Optical-flow propagator: tracks a translating textured disc both ways from the keyframe."""
+"""Optical-flow propagator: tracks a translating textured disc both ways from the keyframe.
+
+Both modes of :class:`FlowPropagator`: the default tracker (flow + colour refinement, more
+in ``test_seg_tracker.py``) and the plain flow warping (``refine=False``).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,9 @@ from tests.segmentation.seg_synthetic import iou, ramp_background, translating_v
 NUM_FRAMES = 6
 
 
-@pytest.fixture()
-def propagator() -> FlowPropagator:
-    return FlowPropagator()
+@pytest.fixture(params=[True, False], ids=["tracker", "plain-warp"])
+def propagator(request) -> FlowPropagator:
+    return FlowPropagator(refine=request.param)
 
 
 def test_is_a_propagator(propagator):
@@ -42,11 +46,14 @@ def test_static_video_keeps_the_mask():
     frames = np.stack([frame] * 5)
     mask = np.zeros((64, 64), bool)
     mask[20:40, 15:45] = True
-    # zero flow + no cleanup: the warp is the identity
-    out = FlowPropagator(morph_kernel=0).propagate(frames, 2, mask)
-    assert all(np.array_equal(out[t], mask) for t in range(5))
-    # the default cleanup only trims the rectangle's corner pixels
+    # the tracker keeps a photometrically exact warp's labels: the identity
     out = FlowPropagator().propagate(frames, 2, mask)
+    assert all(np.array_equal(out[t], mask) for t in range(5))
+    # plain warping: zero flow + no cleanup is the identity too
+    out = FlowPropagator(refine=False, morph_kernel=0).propagate(frames, 2, mask)
+    assert all(np.array_equal(out[t], mask) for t in range(5))
+    # its default cleanup only trims the rectangle's corner pixels
+    out = FlowPropagator(refine=False).propagate(frames, 2, mask)
     assert all(iou(out[t], mask) > 0.98 and not (out[t] & ~mask).any() for t in range(5))
 
 

@@ -354,6 +354,18 @@ from rl.models.logprobs import policy_logprobs
 from rl.rollout.base import SamplingParams
 from rl.rollout.vllm import VLLMRolloutBackend
 
+import rl.rollout.vllm as vllm_backend
+payloads = []  # where each bucket went (the real pack_bucket, recorded)
+_pack = vllm_backend.pack_bucket
+
+
+def recording_pack(*args, **kwargs):
+    payload = _pack(*args, **kwargs)
+    payloads.append((payload["transport"], payload.get("path", "")))
+    return payload
+
+
+vllm_backend.pack_bucket = recording_pack
 dir_a, dir_b = sys.argv[1], sys.argv[2]
 be = VLLMRolloutBackend(dir_a, RolloutConfig(backend="vllm", max_prompt_length=512, max_response_length=32,
                                              weight_sync_bucket_mb=0.05), seed=0)
@@ -368,7 +380,7 @@ with torch.no_grad():
 mask = batch.response_mask.bool()
 diff = float((lp - out.padded_logprobs(batch.response_width))[mask].abs().max())
 print("RESULT " + json.dumps({"multiprocess": be._multiprocess, "diff": diff, "mode": be.last_sync["mode"],
-                  "received": be.last_sync["received"]}), flush=True)
+                  "received": be.last_sync["received"], "payloads": payloads}), flush=True)
 """
 
 
@@ -379,11 +391,12 @@ def test_multiprocess_engine_syncs_weights_through_files(sharp_dir, tmp_path):
     import os
     import subprocess
     import sys
+    from pathlib import Path
 
     dir_b = build_checkpoint(tmp_path / "b", sharpen_seed=2)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="1", TMPDIR=str(tmp), OMP_NUM_THREADS="1")
+    env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="1", VRS_WEIGHT_SYNC_DIR=str(tmp), OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", _MULTIPROCESS_SCRIPT, str(sharp_dir), str(dir_b)], env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -392,4 +405,6 @@ def test_multiprocess_engine_syncs_weights_through_files(sharp_dir, tmp_path):
     result = json.loads(lines[-1][len("RESULT "):])
     assert result["multiprocess"] and result["mode"] == "layerwise" and result["received"] > 0
     assert result["diff"] < 1e-4
+    assert len(result["payloads"]) > 1  # several buckets, each a file in that folder
+    assert all(t == "file" and Path(path).parent == tmp for t, path in result["payloads"])
     assert not list(tmp.rglob("vrs-weights-*"))  # every bucket file was consumed and deleted
