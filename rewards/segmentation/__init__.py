@@ -5,7 +5,7 @@ Public API::
     build_segmenter(cfg: SegmenterConfig | None = None, **overrides) -> Segmenter   # grabcut | sam2 | oracle_box
     build_propagator(name="flow", **kwargs) -> Propagator                         # flow | sam2 | xmem
     default_segmenter() -> Segmenter      # OpenCV GrabCut, CPU, no weights
-    default_propagator() -> Propagator    # Farneback optical-flow warping, CPU, no weights
+    default_propagator() -> Propagator    # optical flow + colour-model tracker, CPU, no weights
     Segmenter.segment(image HxWx3 uint8, prompt_sets) -> list of HxW bool
     Propagator.propagate(frames TxHxWx3 uint8, keyframe, mask HxW bool) -> TxHxW bool
 

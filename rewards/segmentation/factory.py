@@ -32,7 +32,7 @@ def default_segmenter() -> Segmenter:
 
 
 def default_propagator() -> Propagator:
-    """Farneback optical-flow mask warping, with default parameters (CPU, no weights)."""
+    """Classical CPU tracker: optical flow + keyframe colour model (:class:`FlowPropagator`), no weights."""
     from rewards.segmentation.flow import FlowPropagator
 
     return FlowPropagator()
