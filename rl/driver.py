@@ -2,10 +2,10 @@
 
 ::
 
-    1 rollout group   generate(prompts, n)            -> responses (ids, text, logprobs)
-    2 reward pool     score(groups)                   ┐ started as Ray futures and
-    3 reference group log-probs(responses)            ├ overlapped
-    4 actor group     old log-probs(responses)        ┘
+    1 rollout group   generate(prompts, n)            -> responses (ids, text, logprobs), streamed
+    2 reward pool     score(groups)                   ┐ each group as soon as it is generated;
+    3 reference group log-probs(responses)            ├ Ray futures, overlapped with the rest
+    4 actor group     old log-probs(responses)        ┘ of generation and with each other
     5 driver          advantages (verl core_algos estimator)
     6 actor group     update(batch)                   -> actor/* metrics
     7 weight sync     actor rank 0 -> rollout workers (bucketed, not through the driver)
@@ -212,14 +212,20 @@ class GRPOTrainer:
         self.tracker.log_batch([str(r.get("id", "")) for r in records], self.global_step)
         busy: dict[str, float] = {}
 
+        # Asynchronous generation: every group goes to the reward pool as soon as the rollout
+        # workers stream it back, so scoring overlaps the rest of generation and the log-prob phases.
+        pending = self.groups.reward.submit([])
+
+        def score_groups(first: int, piece: Any) -> None:
+            chunk = flatten_rollout(records[first:first + piece.num_prompts], [piece], n=cfg.rollout.n)
+            self.groups.reward.submit(chunk.reward_groups(), pending, first_index=first)
+
         with self.timer.phase("gen"):
-            outputs, busy["gen"] = self.groups.rollout.generate(records, self.sampling)
+            outputs, busy["gen"] = self.groups.rollout.generate(records, self.sampling, on_groups=score_groups)
             if self.cfg.cluster.rollout.colocate_with:  # shared GPUs: free the engine's memory until the sync wakes it
                 self.groups.rollout.sleep()
         batch = flatten_rollout(records, outputs, n=cfg.rollout.n)
 
-        # Rewards start first (per group, asynchronously) and overlap the log-prob phases.
-        pending = self.groups.reward.submit(batch.reward_groups())
         with self.timer.phase("encode"):
             encoded = batch.encode(self._processor)
             # One object-store copy per distinct group size; each rank fetches only its shard.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -190,6 +190,15 @@ class RolloutBackend(abc.ABC):
     @abc.abstractmethod
     def generate(self, prompts: Sequence[Mapping[str, Any]], params: SamplingParams) -> RolloutOutput:
         """``params.n`` responses for each prompt record."""
+
+    def generate_groups(
+        self, prompts: Sequence[Mapping[str, Any]], params: SamplingParams
+    ) -> Iterator[tuple[int, RolloutOutput]]:
+        """Stream the result of :meth:`generate` as ``(first prompt index, output)`` pieces, each
+        covering consecutive whole GRPO groups, yielded as soon as their responses exist and in
+        any order (the reward pool scores a group while later ones are still generating).
+        Group ids inside a piece count from 0. This default yields everything at the end."""
+        yield 0, self.generate(prompts, params)
 
     @abc.abstractmethod
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> int:

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from transformers import (
@@ -229,22 +229,27 @@ class HFRolloutBackend(RolloutBackend):
 
     def generate(self, prompts: Sequence[Mapping[str, Any]], params: SamplingParams) -> RolloutOutput:
         """``params.n`` responses per prompt record (prompt-major order), see :class:`RolloutOutput`."""
+        pieces = sorted(self.generate_groups(prompts, params), key=lambda piece: piece[0])
+        return RolloutOutput.concat([out for _, out in pieces])
+
+    def generate_groups(
+        self, prompts: Sequence[Mapping[str, Any]], params: SamplingParams
+    ) -> Iterator[tuple[int, RolloutOutput]]:
+        """One piece per micro-batch of ``micro_batch_size`` prompts, in prompt order; the
+        pieces joined equal :meth:`generate` (one seed per call, drawn at the first piece)."""
         if not prompts:
             raise ValueError("generate: no prompts given")
         encodings = encode_prompts(self.processor, prompts)
         seed = params.seed if params.seed is not None else self.seed + self._calls
         self._calls += 1
         devices = [self.device] if self.device.type == "cuda" else []
-        responses: list[GeneratedResponse] = []
         self.model.eval()
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             for start in range(0, len(encodings), self.micro_batch_size):
                 chunk = encodings[start:start + self.micro_batch_size]
-                responses.extend(self._generate_chunk(chunk, params, group_offset=start))
-        return RolloutOutput(
-            prompt_token_ids=[e.input_ids.tolist() for e in encodings], responses=responses, n=params.n
-        )
+                responses = self._generate_chunk(chunk, params, group_offset=0)
+                yield start, RolloutOutput([e.input_ids.tolist() for e in chunk], responses, n=params.n)
 
     # ------------------------------------------------------------------ weights
 

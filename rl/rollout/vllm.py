@@ -40,7 +40,7 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import torch
 
@@ -347,8 +347,8 @@ class VLLMRolloutBackend(RolloutBackend):
         if self._update_open:
             raise RuntimeError("a weight update is open; call reset_caches() to finish it before generating")
 
-    def generate(self, prompts: Sequence[Mapping[str, Any]], params: SamplingParams) -> RolloutOutput:
-        """``params.n`` responses per prompt record (prompt-major order), see :class:`RolloutOutput`."""
+    def _requests(self, prompts: Sequence[Mapping[str, Any]], params: SamplingParams) -> tuple[list, list]:
+        """vLLM prompts and one ``vllm.SamplingParams`` per prompt (per-request seeds) of a call."""
         if not prompts:
             raise ValueError("generate: no prompts given")
         self._check_call(params)
@@ -360,27 +360,84 @@ class VLLMRolloutBackend(RolloutBackend):
         seeds = request_seeds(base, len(prompts), params.n)
         vllm_prompts = [self._vllm_prompt(p, i) for i, p in enumerate(prompts)]
         sampling = [self._vllm_sampling_cls(**sampling_kwargs(params, s, stop_ids, allowed)) for s in seeds]
+        return vllm_prompts, sampling
+
+    def _group_responses(self, group: int, out: Any, params: SamplingParams) -> list[GeneratedResponse]:
+        """The ``params.n`` responses of one prompt's ``vllm.RequestOutput`` (group ids from ``group``)."""
+        completions = sorted(out.outputs, key=lambda c: c.index)
+        copies = params.n if params.greedy else 1
+        if len(completions) * copies != params.n:
+            raise RuntimeError(f"vLLM returned {len(completions)} completions for prompt {group}, expected {params.n}")
+        responses = []
+        for comp in completions:
+            response = self._response(group, comp, params.logprobs)
+            responses.append(response)
+            for _ in range(copies - 1):  # greedy: one decode, n copies (as the transformers backend)
+                responses.append(dataclasses.replace(
+                    response, token_ids=list(response.token_ids),
+                    logprobs=None if response.logprobs is None else list(response.logprobs)))
+        return responses
+
+    def generate(self, prompts: Sequence[Mapping[str, Any]], params: SamplingParams) -> RolloutOutput:
+        """``params.n`` responses per prompt record (prompt-major order), see :class:`RolloutOutput`."""
+        vllm_prompts, sampling = self._requests(prompts, params)
         outputs = self.llm.generate(vllm_prompts, sampling, use_tqdm=False)
         if len(outputs) != len(prompts):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(prompts)} prompts")
         responses: list[GeneratedResponse] = []
-        prompt_ids: list[list[int]] = []
         for group, out in enumerate(outputs):
-            prompt_ids.append([int(t) for t in out.prompt_token_ids])
-            completions = sorted(out.outputs, key=lambda c: c.index)
-            copies = params.n if params.greedy else 1
-            if len(completions) * copies != params.n:
-                raise RuntimeError(
-                    f"vLLM returned {len(completions)} completions for prompt {group}, expected {params.n}"
-                )
-            for comp in completions:
-                response = self._response(group, comp, params.logprobs)
-                responses.append(response)
-                for _ in range(copies - 1):  # greedy: one decode, n copies (as the transformers backend)
-                    responses.append(dataclasses.replace(
-                        response, token_ids=list(response.token_ids),
-                        logprobs=None if response.logprobs is None else list(response.logprobs)))
-        return RolloutOutput(prompt_token_ids=prompt_ids, responses=responses, n=params.n)
+            responses.extend(self._group_responses(group, out, params))
+        return RolloutOutput(prompt_token_ids=[[int(t) for t in o.prompt_token_ids] for o in outputs],
+                             responses=responses, n=params.n)
+
+    def generate_groups(
+        self, prompts: Sequence[Mapping[str, Any]], params: SamplingParams
+    ) -> Iterator[tuple[int, RolloutOutput]]:
+        """Every prompt's ``n`` requests go into the engine at once (continuous batching over the
+        whole call, as :meth:`generate`); each prompt's group is yielded the moment its last
+        response finishes (the engine is stepped here: ``LLMEngine.step``). Same seeds, hence
+        the same tokens, as :meth:`generate`."""
+        vllm_prompts, sampling = self._requests(prompts, params)
+        engine = self.llm.llm_engine
+        if engine.has_unfinished_requests():
+            raise RuntimeError("the vLLM engine still has unfinished requests from an earlier call")
+        group_of = {rid: i for i, rid in enumerate(self._add_requests(vllm_prompts, sampling))}
+        try:
+            while group_of:
+                for out in engine.step():
+                    if not out.finished:
+                        continue
+                    group = group_of.pop(out.request_id, None)
+                    if group is None:
+                        raise RuntimeError(f"vLLM finished an unknown request {out.request_id!r}")
+                    yield group, RolloutOutput([[int(t) for t in out.prompt_token_ids]],
+                                               self._group_responses(0, out, params), n=params.n)
+                if group_of and not engine.has_unfinished_requests():
+                    raise RuntimeError(f"vLLM dropped {len(group_of)} requests without finishing them")
+        finally:
+            if group_of:  # the consumer stopped early or a step failed: leave no request behind
+                engine.abort_request(list(group_of))
+
+    def _add_requests(self, vllm_prompts: list, sampling: list) -> list[str]:
+        """Queue the requests without running them (final outputs only); returns the ids their
+        ``RequestOutput``s will carry."""
+        enqueue = getattr(self.llm, "enqueue", None)
+        if enqueue is not None:  # vLLM >= 0.30: prompts are rendered the way LLM.generate does
+            # enqueue returns internal ids "<counter>-<8 random chars>"; outputs carry the counter
+            return [str(r).rsplit("-", 1)[0] for r in enqueue(vllm_prompts, sampling, use_tqdm=False)]
+        return self._add_requests_to_engine(vllm_prompts, sampling)
+
+    def _add_requests_to_engine(self, vllm_prompts: list, sampling: list) -> list[str]:
+        """``LLMEngine.add_request`` with raw prompts, as ``LLM.generate`` of vLLM 0.24 does."""
+        from vllm.sampling_params import RequestOutputKind
+
+        ids = []
+        for i, (prompt, sp) in enumerate(zip(vllm_prompts, sampling)):
+            sp.output_kind = RequestOutputKind.FINAL_ONLY
+            rid = f"vrs-{self._calls}-{i}"
+            self.llm.llm_engine.add_request(rid, prompt, sp)
+            ids.append(rid)
+        return ids
 
     @staticmethod
     def _response(group: int, comp: Any, with_logprobs: bool) -> GeneratedResponse:

@@ -3,8 +3,10 @@
 Each :class:`RewardWorker` holds the reward recipe's frozen models (the
 segmenter for mask-IoU terms, the propagator for temporal terms), built once
 per worker. The driver submits one task per GRPO group (the n responses share
-one ground truth, so a segmenter encodes the keyframe once) and collects the
-results later, so reward work overlaps the reference / old-log-prob phases.
+one ground truth, so a segmenter encodes the keyframe once) as soon as the
+rollout workers stream that group back, and collects the results later, so
+reward work overlaps the rest of generation and the reference / old-log-prob
+phases.
 
 A worker that dies or does not answer within ``reward.timeout_s`` is killed,
 restarted and its groups resubmitted; after ``reward.max_retries`` failed
@@ -76,6 +78,7 @@ class GroupTask:
     responses: list[str]
     ground_truth: dict[str, Any]
     response_lengths: list[int]
+    index: int = 0          # position of the group in the step's batch
     attempts: int = 0
     result: Optional[list[dict[str, float]]] = None
     worker: int = -1
@@ -123,10 +126,18 @@ class RewardPool:
         task.submitted_at = time.monotonic()
         task.future = self.workers[index].score_group.remote(task.responses, task.ground_truth, task.response_lengths)
 
-    def submit(self, groups: Sequence[tuple[list[str], dict[str, Any], list[int]]]) -> PendingScores:
-        """Start scoring; returns at once. ``groups``: (responses, ground truth, response token counts)."""
-        pending = PendingScores([GroupTask(list(r), gt, list(n)) for r, gt, n in groups])
-        for task in pending.tasks:
+    def submit(self, groups: Sequence[tuple[list[str], dict[str, Any], list[int]]],
+               pending: Optional[PendingScores] = None, first_index: int = 0) -> PendingScores:
+        """Start scoring; returns at once. ``groups``: (responses, ground truth, response token
+        counts). Groups can arrive piece by piece while a step's rollouts are still generating:
+        pass the ``pending`` of the first call and each piece's position in the batch
+        (``first_index``); :meth:`collect` returns the groups in position order."""
+        pending = PendingScores([]) if pending is None else pending
+        for offset, (responses, gt, lengths) in enumerate(groups):
+            task = GroupTask(list(responses), gt, list(lengths), index=first_index + offset)
+            if any(t.index == task.index for t in pending.tasks):
+                raise ValueError(f"reward group {task.index} was submitted twice")
+            pending.tasks.append(task)
             self._dispatch(task)
         return pending
 
@@ -153,7 +164,10 @@ class RewardPool:
                     pending.busy_s += seconds
                 except (RayActorError, GetTimeoutError, RayTaskError) as exc:
                     self._handle_failure(task, exc, pending, restart=not isinstance(exc, RayTaskError))
-        return [t.result for t in pending.tasks]  # type: ignore[misc]
+        ordered = sorted(pending.tasks, key=lambda t: t.index)
+        if [t.index for t in ordered] != list(range(len(ordered))):
+            raise ValueError(f"reward groups {[t.index for t in ordered]} do not cover positions 0..{len(ordered) - 1}")
+        return [t.result for t in ordered]  # type: ignore[misc]
 
     def _handle_failure(self, task: GroupTask, exc: Exception, pending: PendingScores, restart: bool) -> None:
         log.warning("reward group failed on worker %d (attempt %d): %s", task.worker, task.attempts, exc)

@@ -1,6 +1,8 @@
 """Ray actors around a rollout backend (transformers on CPU, vLLM on GPU).
 
-Prompts are split across the rollout workers in contiguous blocks; outputs
+Prompts are split across the rollout workers in contiguous blocks; each
+worker streams its results back group by group (a Ray streaming generator), so
+the driver can score finished groups while the rest is generating; outputs
 come back in prompt order. Weights arrive bucket by bucket from the actor's
 rank 0 (:meth:`update_weights`), then :meth:`finish_weight_update` resets the
 engine's caches so no stale prefix / encoder state survives a sync.
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from rl.config import ModelConfig, RolloutConfig
 from rl.placement import PlacementPlan
@@ -33,6 +35,13 @@ class RolloutActor:
         start = time.perf_counter()
         out = self.backend.generate(prompts, params)
         return out, time.perf_counter() - start
+
+    def generate_stream(self, prompts: list[dict[str, Any]], params: Any, offset: int = 0):
+        """Ray streaming generator: ``(offset + first prompt index, RolloutOutput piece, seconds
+        since the call started)`` for every piece the backend yields (whole GRPO groups)."""
+        start = time.perf_counter()
+        for index, out in self.backend.generate_groups(prompts, params):
+            yield offset + index, out, time.perf_counter() - start
 
     def update_weights(self, bucket: list[tuple[str, Any]]) -> bool:
         self.backend.update_weights(iter(bucket))
@@ -75,18 +84,43 @@ class RolloutGroup:
         ]
         ray.get([w.ping.remote() for w in self.workers])
 
-    def generate(self, prompts: Sequence[dict[str, Any]], params: Any) -> tuple[list[Any], float]:
-        """Split prompts over the workers; returns the per-worker outputs in prompt order and the
-        slowest worker's seconds."""
+    def generate(
+        self, prompts: Sequence[dict[str, Any]], params: Any,
+        on_groups: Optional[Callable[[int, Any], None]] = None,
+    ) -> tuple[list[Any], float]:
+        """Split prompts over the workers in contiguous blocks and stream the results back.
+
+        ``on_groups(first prompt index, RolloutOutput)`` is called for every piece of whole GRPO
+        groups as soon as a worker has it (asynchronous generation: the driver hands each piece
+        to the reward pool while the rest is still generating). Returns the pieces in prompt
+        order and the slowest worker's seconds."""
         import ray
 
         k = min(len(self.workers), len(prompts))
         bounds = [round(i * len(prompts) / k) for i in range(k + 1)]
-        futures = [
-            self.workers[i].generate.remote(list(prompts[bounds[i] : bounds[i + 1]]), params) for i in range(k)
+        streams = [
+            self.workers[i].generate_stream.remote(list(prompts[bounds[i]:bounds[i + 1]]), params, bounds[i])
+            for i in range(k)
         ]
-        results = ray.get(futures)
-        return [r for r, _ in results], max(t for _, t in results)
+        pieces: dict[int, Any] = {}
+        busy = [0.0] * k
+        live = dict(zip(streams, range(k)))
+        while live:
+            ready, _ = ray.wait(list(live), num_returns=1)
+            for stream in ready:
+                try:
+                    index, out, seconds = ray.get(next(stream))
+                except StopIteration:
+                    del live[stream]
+                    continue
+                pieces[index] = out
+                busy[live[stream]] = seconds
+                if on_groups is not None:
+                    on_groups(index, out)
+        covered = sum(out.num_prompts for out in pieces.values())
+        if covered != len(prompts):
+            raise RuntimeError(f"rollout workers returned {covered} prompts' groups for {len(prompts)} prompts")
+        return [pieces[i] for i in sorted(pieces)], max(busy)
 
     def sleep(self) -> None:
         """Free the engines' memory while the actor trains (no-op unless the backend supports sleep)."""

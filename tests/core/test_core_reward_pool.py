@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 
 import pytest
 
 from rewards import compute
 from rl.config import RewardConfig
+from tests.ray_helpers import local_ray_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -23,15 +22,8 @@ def _response(x1: int) -> str:
 
 @pytest.fixture
 def local_ray():
-    import ray
-
-    tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    ray.init(num_cpus=4, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
-    try:
+    with local_ray_cluster(num_cpus=4) as ray:
         yield ray
-    finally:
-        ray.shutdown()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _groups(num_groups: int, n: int):
@@ -82,5 +74,29 @@ def test_group_that_keeps_failing_is_marked_not_dropped(local_ray):
         assert pending.failures == 1
         assert results[0] == [{"score": 0.0, "reward_failed": 1.0}] * 3
         assert all("reward_failed" not in r for r in results[1])
+    finally:
+        pool.shutdown()
+
+
+def test_groups_submitted_piece_by_piece_out_of_order_come_back_in_position_order(local_ray):
+    """Asynchronous generation hands the pool pieces of a batch in the order the rollout
+    workers finish them; collect() still returns position order, and a gap or a position
+    given twice is an error."""
+    from rl.workers.reward_pool import RewardPool
+
+    pool = RewardPool(RewardConfig(name="visionreasoner"), [{"num_cpus": 0.5}] * 2)
+    try:
+        groups = _groups(5, 2)
+        pending = pool.submit([])
+        for first, last in [(3, 5), (0, 1), (1, 3)]:
+            pool.submit(groups[first:last], pending, first_index=first)
+        results = pool.collect(pending)
+        for (responses, gt, _), scored in zip(groups, results):
+            assert [r["score"] for r in scored] == [compute("visionreasoner", t, gt)["score"] for t in responses]
+        with pytest.raises(ValueError, match="submitted twice"):
+            pool.submit(groups[:1], pending, first_index=4)
+        gap = pool.submit(groups[:1], first_index=1)
+        with pytest.raises(ValueError, match="do not cover"):
+            pool.collect(gap)
     finally:
         pool.shutdown()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rl.config import load_config
+from tests.ray_helpers import local_ray_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -19,15 +18,8 @@ DATA = ["data.synthetic.num_videos=3", "data.synthetic.num_frames=5", "data.synt
 
 @pytest.fixture
 def local_ray():
-    import ray
-
-    tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
-    try:
+    with local_ray_cluster(num_cpus=2) as ray:
         yield ray
-    finally:
-        ray.shutdown()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def cfg_for(tmp_path: Path, *extra: str):

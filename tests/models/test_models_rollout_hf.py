@@ -218,3 +218,28 @@ def test_suppressed_token_ids_cover_specials_and_padded_vocab(processor):
     ids = suppressed_token_ids(tok, vocab_size=len(tok) + 6, allowed=[eos])
     specials = {tok.convert_tokens_to_ids(t) for t in tok.all_special_tokens}
     assert set(ids) == (specials - {eos}) | set(range(len(tok), len(tok) + 6))
+
+
+def test_generate_groups_streams_one_piece_per_micro_batch(backend, samples):
+    """micro_batch_size=2 and 3 prompts: piece 0 (prompts 0-1) exists before prompt 2 is
+    generated; each piece holds whole groups numbered from 0; the pieces joined are the
+    result of ``generate`` with the same seed."""
+    from rl.rollout.base import RolloutOutput
+
+    params = SamplingParams(n=3, temperature=1.0, max_tokens=8, seed=21)
+    calls = []
+    inner = backend.model.generate
+    backend.model.generate = lambda *a, **k: calls.append(1) or inner(*a, **k)
+    try:
+        stream = backend.generate_groups(samples, params)
+        first, piece0 = next(stream)
+        assert (first, piece0.num_prompts, len(calls)) == (0, 2, 1)  # lazily: prompt 2 not generated yet
+        rest = list(stream)
+    finally:
+        del backend.model.generate
+    assert [(i, p.num_prompts) for i, p in rest] == [(2, 1)] and len(calls) == 2
+    assert piece0.group_ids == [0, 0, 0, 1, 1, 1] and rest[0][1].group_ids == [0, 0, 0]
+    whole = backend.generate(samples, params)
+    joined = RolloutOutput.concat([piece0, rest[0][1]])
+    assert joined.token_ids == whole.token_ids and joined.logprobs == whole.logprobs
+    assert joined.group_ids == whole.group_ids == [g for g in range(3) for _ in range(3)]

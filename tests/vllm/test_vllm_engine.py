@@ -161,6 +161,35 @@ def test_a_quickstart_sized_seeded_batch(backend, images):
     assert out.token_ids == backend.generate(prompts, params).token_ids
 
 
+@pytest.mark.parametrize("route", ["enqueue", "engine"])
+def test_generate_groups_streams_each_group_when_it_finishes(backend, images, route):
+    """All requests run at once; a group is yielded when its last response ends, in whatever order
+    they finish. Same seeds -> the same tokens as ``generate``. Both
+    request routes: ``LLM.enqueue`` (vLLM >= 0.30) and ``LLMEngine.add_request`` (vLLM 0.24)."""
+    from rl.rollout.base import RolloutOutput, SamplingParams
+
+    prompts = [{"prompt": "Describe the scene. " + "object " * (40 * (5 - i)), "images": [images[i]]} for i in range(5)]
+    params = SamplingParams(n=4, temperature=1.0, max_tokens=12, seed=9)
+    whole = backend.generate(prompts, params)
+    if route == "engine":
+        backend._add_requests = backend._add_requests_to_engine
+    try:
+        pieces = list(backend.generate_groups(prompts, params))
+    finally:
+        backend.__dict__.pop("_add_requests", None)
+    assert sorted(i for i, _ in pieces) == list(range(5)) and all(p.num_prompts == 1 for _, p in pieces)
+    assert all(p.group_ids == [0] * 4 for _, p in pieces)
+    joined = RolloutOutput.concat([p for _, p in sorted(pieces, key=lambda x: x[0])])
+    assert joined.token_ids == whole.token_ids and joined.logprobs == whole.logprobs
+    assert joined.prompt_token_ids == whole.prompt_token_ids
+
+    stream = backend.generate_groups(prompts, params)   # a consumer that stops early leaves nothing behind
+    next(stream)
+    stream.close()
+    assert not backend.llm.llm_engine.has_unfinished_requests()
+    assert backend.generate(prompts, params).token_ids == whole.token_ids
+
+
 def test_seeded_generation(backend, image_prompts):
     from rl.rollout.base import SamplingParams
 
