@@ -3,7 +3,7 @@
 Resolution order (later wins)::
 
     dataclass defaults  (== configs/default.yaml, checked by a test)
-    configs/recipes/<recipe>.yaml          (``recipe=NAME``)
+    configs/recipes/<recipe>.yaml          (``recipe=NAME``; after the recipe it ``extends:``)
     configs/cluster/<cluster>.yaml         (``cluster=NAME``, into ``cluster.*``)
     command-line ``key=value`` overrides   (verl / hydra style dotted keys)
 
@@ -652,6 +652,25 @@ def named_yaml(kind: str, name: str) -> Path:
     return candidate
 
 
+def _recipe_chain(name: str) -> list[tuple[Path, DictConfig]]:
+    """The recipe and the recipes it ``extends:`` (``extends: quickstart``), base first, so that a
+    recipe's keys win over its base's."""
+    chain: list[tuple[Path, DictConfig]] = []
+    seen: list[str] = []
+    while name:
+        path = named_yaml("recipes", name)
+        if str(path.resolve()) in seen:
+            raise ConfigError(f"recipe {name!r} extends itself: {' -> '.join(seen + [str(path.resolve())])}")
+        seen.append(str(path.resolve()))
+        recipe_cfg = _read_yaml(path)
+        base = recipe_cfg.pop("extends", "")
+        if not isinstance(base, str):
+            raise ConfigError(f"'extends' in {path} must name one recipe, got {base!r}")
+        chain.append((path, recipe_cfg))
+        name = base
+    return chain[::-1]
+
+
 def load_config(overrides: Sequence[str] = (), recipe: str | None = None) -> Config:
     """Resolve a :class:`Config` from defaults, a recipe, a cluster file and ``key=value`` overrides.
 
@@ -676,13 +695,13 @@ def load_config(overrides: Sequence[str] = (), recipe: str | None = None) -> Con
     cfg = OmegaConf.structured(Config)
     OmegaConf.set_struct(cfg, True)
     if recipe:
-        path = named_yaml("recipes", recipe)
-        recipe_cfg = _read_yaml(path)
-        # A recipe names its default cluster file: `cluster: 1x8gpu`.
-        if isinstance(recipe_cfg.get("cluster"), str):
-            recipe_cluster = recipe_cfg.pop("cluster")
-            cluster = cluster or recipe_cluster
-        cfg = _merge(cfg, recipe_cfg, str(path))
+        recipe_cluster = None
+        for path, recipe_cfg in _recipe_chain(recipe):
+            # A recipe names its default cluster file: `cluster: 1x8gpu` (the most derived one wins).
+            if isinstance(recipe_cfg.get("cluster"), str):
+                recipe_cluster = recipe_cfg.pop("cluster")
+            cfg = _merge(cfg, recipe_cfg, str(path))
+        cluster = cluster or recipe_cluster
         cfg.recipe = Path(recipe).stem
     if cluster:
         path = named_yaml("cluster", cluster)

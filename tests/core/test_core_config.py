@@ -100,6 +100,36 @@ def test_recipe_file_with_unknown_key_is_rejected(tmp_path: Path):
         load_config([f"recipe={bad}"])
 
 
+def test_recipe_extends_another_and_its_own_keys_win(tmp_path: Path):
+    base = load_config(["recipe=quickstart"])
+    child = load_config(["recipe=quickstart_vllm"])
+    assert (child.rollout.backend, child.rollout.vllm_python, child.trainer.run_dir) == \
+        ("vllm", "auto", "runs/quickstart_vllm")
+    # everything it does not set comes from the base recipe, not from the dataclass defaults
+    assert child.data == base.data and child.actor == base.actor and child.cluster == base.cluster
+    assert child.rollout.n == base.rollout.n == 8 and base.rollout.n != 0 and child.recipe == "quickstart_vllm"
+    # a chain of files, the most derived cluster wins, the command line wins over all
+    mid = tmp_path / "mid.yaml"
+    mid.write_text("extends: rcot_ktg\ncluster: local_cpu\ntrainer:\n  total_steps: 7\n")
+    leaf = tmp_path / "leaf.yaml"
+    leaf.write_text(f"extends: {mid}\ntrainer:\n  seed: 3\n")
+    cfg = load_config([f"recipe={leaf}", "trainer.seed=4"])
+    ktg = load_config(["recipe=rcot_ktg"])
+    assert (cfg.trainer.total_steps, cfg.trainer.seed, cfg.cluster.name) == (7, 4, "local_cpu")
+    assert cfg.reward == ktg.reward and cfg.actor.optim == ktg.actor.optim and ktg.cluster.name == "1x4gpu"
+
+
+def test_recipe_extends_cycle_and_unknown_base_are_errors(tmp_path: Path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(f"extends: {b}\n")
+    b.write_text(f"extends: {a}\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        load_config([f"recipe={a}"])
+    a.write_text("extends: no_such_recipe\n")
+    with pytest.raises(ConfigError, match="unknown recipe 'no_such_recipe'"):
+        load_config([f"recipe={a}"])
+
+
 def test_uneven_rank_split_is_rejected():
     with pytest.raises(ConfigError, match="divisible"):
         load_config(["recipe=quickstart", "cluster.actor.num_workers=3"])

@@ -13,6 +13,8 @@ from rl.rollout import build_rollout_backend
 from rl.rollout.base import SamplingParams
 from rl.rollout.hf import HFRolloutBackend, suppressed_token_ids
 
+from tests.rollout_checks import samplable_token_ids, teacher_forced
+
 from .conftest import sharpen_
 
 N = 8
@@ -40,20 +42,6 @@ def rollout(backend, image_prompts):
     return backend.generate(image_prompts, params)
 
 
-def _teacher_forced(model, processor, prompts, out, temperature=1.0):
-    batch = encode_for_training(processor, [p for p in prompts for _ in range(out.n)], out.token_ids)
-    with torch.no_grad():
-        lp, _ = policy_logprobs(model, batch, temperature=temperature)
-    return batch, lp
-
-
-def _special_allowed(processor):
-    """Token ids the sampler may emit: regular tokens and <|im_end|> (specials are the last ids)."""
-    tok = processor.tokenizer
-    first_special = min(tok.convert_tokens_to_ids(t) for t in tok.all_special_tokens)
-    return set(range(first_special)) | {tok.eos_token_id}
-
-
 def test_n_responses_per_image_prompt(backend, rollout, image_prompts, processor):
     out = rollout
     assert out.n == N and out.num_prompts == 2 and len(out) == 2 * N
@@ -62,7 +50,7 @@ def test_n_responses_per_image_prompt(backend, rollout, image_prompts, processor
     assert out.prompt_token_ids == prompt_ids
     image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     assert [p.count(image_pad) for p in out.prompt_token_ids] == [16, 32]
-    allowed = _special_allowed(processor)
+    allowed = samplable_token_ids(processor)
     eos = processor.tokenizer.eos_token_id
     for r in out.responses:
         assert 1 <= len(r.token_ids) <= MAX_TOKENS
@@ -79,7 +67,7 @@ def test_n_responses_per_image_prompt(backend, rollout, image_prompts, processor
 
 
 def test_sampled_logprobs_equal_teacher_forcing(backend, rollout, image_prompts):
-    batch, lp = _teacher_forced(backend.model, backend.processor, image_prompts, rollout, TEMPERATURE)
+    batch, lp = teacher_forced(backend.model, backend.processor, image_prompts, rollout, TEMPERATURE)
     ref = rollout.padded_logprobs(batch.response_width)
     mask = batch.response_mask.bool()
     assert torch.equal(batch.response_lengths, torch.tensor([len(t) for t in rollout.token_ids]))
@@ -106,7 +94,7 @@ def test_greedy_and_top_k_1_follow_the_argmax(backend, image_prompts, processor)
         logits = response_logits(backend.model, batch).float()
         tf_lp, _ = policy_logprobs(backend.model, batch, temperature=1.0)
     allowed = torch.zeros(logits.shape[-1], dtype=torch.bool)
-    allowed[list(_special_allowed(processor))] = True
+    allowed[list(samplable_token_ids(processor))] = True
     argmax = logits.masked_fill(~allowed, float("-inf")).argmax(-1)
     mask = batch.response_mask.bool()
     assert torch.equal(argmax[mask], batch.responses[mask])
@@ -162,7 +150,7 @@ def test_update_weights_takes_another_models_weights(tiny_dir, image_prompts):
     assert count == len(list(other.named_parameters()))
     assert torch.equal(be.model.lm_head.weight, other.lm_head.weight)
     out = be.generate(image_prompts, params)
-    batch, lp_other = _teacher_forced(other, processor, image_prompts, out)
+    batch, lp_other = teacher_forced(other, processor, image_prompts, out)
     ref = out.padded_logprobs(batch.response_width)
     mask = batch.response_mask.bool()
     assert (lp_other - ref)[mask].abs().max() < 1e-4

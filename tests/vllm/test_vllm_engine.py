@@ -11,6 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.rollout_checks import samplable_token_ids, teacher_forced
+
 from .conftest import HAS_VLLM, build_checkpoint
 
 pytestmark = pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed here; run `make test-vllm`")
@@ -62,26 +64,10 @@ def rollout(backend, image_prompts):
                                                           stop=["</answer>"], seed=11))
 
 
-def _teacher_forced(model, processor, prompts, out, temperature=1.0):
-    from rl.models.inputs import encode_for_training
-    from rl.models.logprobs import policy_logprobs
-
-    batch = encode_for_training(processor, [p for p in prompts for _ in range(out.n)], out.token_ids)
-    with torch.no_grad():
-        lp, _ = policy_logprobs(model, batch, temperature=temperature)
-    return batch, lp
-
-
 def _max_diff(model, processor, prompts, out) -> float:
-    batch, lp = _teacher_forced(model, processor, prompts, out)
+    batch, lp = teacher_forced(model, processor, prompts, out)
     mask = batch.response_mask.bool()
     return float((lp - out.padded_logprobs(batch.response_width))[mask].abs().max())
-
-
-def _allowed(processor) -> set[int]:
-    tok = processor.tokenizer
-    first_special = min(tok.convert_tokens_to_ids(t) for t in tok.all_special_tokens)
-    return set(range(first_special)) | {tok.eos_token_id}
 
 
 def _sharpened_state(seed: int, tmp_path, perturb: bool = False) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
@@ -126,7 +112,7 @@ def test_n_responses_per_image_prompt(backend, rollout, image_prompts, processor
     assert out.prompt_token_ids == [e.input_ids.tolist() for e in encode_prompts(processor, image_prompts)]
     image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     assert [p.count(image_pad) for p in out.prompt_token_ids] == [16, 32]
-    allowed, eos = _allowed(processor), processor.tokenizer.eos_token_id
+    allowed, eos = samplable_token_ids(processor), processor.tokenizer.eos_token_id
     for r in out.responses:
         assert 1 <= len(r.token_ids) <= MAX_TOKENS and set(r.token_ids) <= allowed
         assert eos not in r.token_ids[:-1]
@@ -141,7 +127,7 @@ def test_n_responses_per_image_prompt(backend, rollout, image_prompts, processor
 
 
 def test_sampled_logprobs_equal_teacher_forcing(backend, rollout, image_prompts, processor, hf_model):
-    batch, lp = _teacher_forced(hf_model, processor, image_prompts, rollout)
+    batch, lp = teacher_forced(hf_model, processor, image_prompts, rollout)
     ref = rollout.padded_logprobs(batch.response_width)
     mask = batch.response_mask.bool()
     assert torch.equal(batch.response_lengths, torch.tensor([len(t) for t in rollout.token_ids]))
@@ -209,11 +195,11 @@ def test_greedy_follows_the_argmax_over_allowed_tokens(backend, image_prompts, p
 
     greedy = backend.generate(image_prompts, SamplingParams(n=2, temperature=0.0, max_tokens=8))
     assert greedy.token_ids[0] == greedy.token_ids[1] and greedy.token_ids[2] == greedy.token_ids[3]
-    batch, tf_lp = _teacher_forced(hf_model, processor, image_prompts, greedy)
+    batch, tf_lp = teacher_forced(hf_model, processor, image_prompts, greedy)
     with torch.no_grad():
         logits = response_logits(hf_model, batch).float()
     allowed = torch.zeros(logits.shape[-1], dtype=torch.bool)
-    allowed[list(_allowed(processor))] = True
+    allowed[list(samplable_token_ids(processor))] = True
     mask = batch.response_mask.bool()
     assert torch.equal(logits.masked_fill(~allowed, float("-inf")).argmax(-1)[mask], batch.responses[mask])
     assert (tf_lp - greedy.padded_logprobs(batch.response_width))[mask].abs().max() < 1e-4
@@ -267,7 +253,7 @@ def test_special_tokens_are_never_sampled_and_logprobs_stay_raw(backend, image_p
         backend.update_weights(revert_weight_conversion(model, model.state_dict()).items())
         backend.reset_caches()
         out = backend.generate(image_prompts[:1], SamplingParams(n=2, temperature=0.0, max_tokens=1))
-        batch, lp = _teacher_forced(model, processor, image_prompts[:1], out)
+        batch, lp = teacher_forced(model, processor, image_prompts[:1], out)
         with torch.no_grad():
             logits = response_logits(model, batch)[0, 0].float()
         assert int(logits.argmax()) == pad  # precondition: the special token is the raw favourite
@@ -362,11 +348,11 @@ def test_engine_at_another_temperature_returns_processed_logprobs(sharp_dir, ima
         out = be.generate(image_prompts, SamplingParams(n=4, temperature=t, max_tokens=10, seed=4))
     finally:
         be.close()
-    batch, _ = _teacher_forced(hf_model, processor, image_prompts, out)
+    batch, _ = teacher_forced(hf_model, processor, image_prompts, out)
     with torch.no_grad():
         logits = response_logits(hf_model, batch).float() / t
     allowed = torch.zeros(logits.shape[-1], dtype=torch.bool)
-    allowed[list(_allowed(processor))] = True
+    allowed[list(samplable_token_ids(processor))] = True
     expected = torch.log_softmax(logits.masked_fill(~allowed, float("-inf")), -1)
     expected = expected.gather(-1, batch.responses.unsqueeze(-1)).squeeze(-1)
     mask = batch.response_mask.bool()

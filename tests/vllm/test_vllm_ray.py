@@ -2,7 +2,7 @@
 rollout actor started by Ray with the vLLM environment's interpreter (``runtime_env
 py_executable``), weights streamed from the FSDP2 actor's rank 0 straight into the engine.
 
-Opt-in (``VRS_VLLM_TESTS=1``, set by ``make test-vllm``) and slow: it needs ``.venv-vllm``
+Opt-in (``VRS_VLLM_TESTS=1``, set by ``make test`` and ``make test-vllm``) and slow: it needs ``.venv-vllm``
 (``make setup-vllm``) and starts Ray. Runs in the main environment.
 """
 
@@ -18,10 +18,17 @@ from .conftest import HAS_VLLM, REPO, VLLM_PYTHON, build_checkpoint
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("VRS_VLLM_TESTS") != "1", reason="opt-in: VRS_VLLM_TESTS=1 (make test-vllm)"),
+    pytest.mark.skipif(os.environ.get("VRS_VLLM_TESTS") != "1",
+                       reason="opt-in: VRS_VLLM_TESTS=1 (set by make test / make test-vllm)"),
     pytest.mark.skipif(HAS_VLLM, reason="runs in the main environment (the trainer's side)"),
-    pytest.mark.skipif(not VLLM_PYTHON.is_file(), reason=f"no vLLM environment at {VLLM_PYTHON} (make setup-vllm)"),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _vllm_environment():
+    """Asked for (VRS_VLLM_TESTS=1) but not built is a failure, not a silent skip."""
+    if not VLLM_PYTHON.is_file():
+        pytest.fail(f"VRS_VLLM_TESTS=1 but there is no vLLM environment at {VLLM_PYTHON}: run `make setup-vllm`")
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +92,12 @@ def test_quickstart_grpo_with_the_vllm_rollout_actor(tmp_path):
 
     launcher = Launcher(tmp_path)
     try:
-        launcher.run("launch.train", "recipe=quickstart", "cluster=local_cpu", "data.root=data/synthetic",
+        launcher.run("launch.train", "recipe=quickstart_vllm", "cluster=local_cpu", "data.root=data/synthetic",
                      "data.synthetic.num_videos=6", "data.synthetic.num_frames=4", "sft.max_steps=3",
                      "trainer.run_dir=runs/vllm", "trainer.total_steps=3", "trainer.train_batch_size=4",
                      "actor.ppo_mini_batch_size=2", "rollout.n=4", "rollout.max_response_length=48",
                      "trainer.save_freq=3", "trainer.val_freq=3", "trainer.val_num_prompts=4", "eval.freq=0",
-                     "tracking.wandb_mode=disabled", "rollout.backend=vllm", f"rollout.vllm_python={VLLM_PYTHON}",
+                     "tracking.wandb_mode=disabled", f"rollout.vllm_python={VLLM_PYTHON}",
                      timeout=1200)
     finally:
         launcher.cleanup()
