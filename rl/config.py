@@ -492,6 +492,8 @@ class EvalConfig:
     xmem_checkpoint: str = ""
     # XMem: shorter frame side after resizing (480 released; <= 0 keeps the frame size).
     xmem_size: int = 480
+    # Policy backend of the evaluation pipeline: "" (= rollout.backend) | hf | vllm. The evaluator runs in the trainer's environment: with the vLLM CPU environment (rollout.vllm_python) use hf.
+    backend: str = ""
     # HF checkpoint answering the sampler questions (VideoSeg-R1's video MLLM); empty: the evaluated policy.
     sampler_model: str = ""
     # Size [W, H] of the frames shown in sampler questions (RCoT-Seg VDG/KFG: 448x448).
@@ -570,6 +572,7 @@ _CHOICES: dict[str, Sequence[str]] = {
     "model.dtype": ("float32", "bfloat16", "float16"),
     "model.attn_implementation": ("sdpa", "eager", "flash_attention_2"),
     "rollout.backend": ("hf", "vllm"),
+    "eval.backend": ("", "hf", "vllm"),
     "actor.loss_agg_mode": ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
     "actor.kl_loss_type": ("low_var_kl", "kl", "k1", "abs", "mse", "k2", "k3", "full"),
     "actor.optim.lr_scheduler": ("constant", "cosine"),

@@ -98,6 +98,7 @@ class GRPOTrainer:
         self._stop_requested = False
         self._processor = None
         self.evaluator: Optional[Any] = None
+        self.eval_failures = 0
         # Called as callback(step, metrics) after each step is logged (e.g. Ray Tune reporting in sweeps).
         self.step_callbacks: list[Callable[[int, dict[str, float]], None]] = []
 
@@ -311,17 +312,31 @@ class GRPOTrainer:
 
     def evaluate_videos(self) -> dict[str, float]:
         """The whole video pipeline (sampler -> grounding -> segmenter -> propagation -> J&F) on the
-        evaluator actor with the current policy: ``val/J``, ``val/F``, ``val/J&F``, ... plus overlays."""
+        evaluator actor with the current policy: ``val/J``, ``val/F``, ``val/J&F``, ... plus overlays.
+
+        A failing evaluation never stops training: it is logged with its traceback and counted
+        (``val/eval_failures``, cumulative over the run), and the step goes on to its checkpoint."""
+        try:
+            return self._evaluate_videos()
+        except Exception:  # noqa: BLE001 - any evaluator error (bad config, dead actor, data) is survivable
+            self.eval_failures += 1
+            log.exception("video evaluation at step %d failed (%d so far); training continues",
+                          self.global_step, self.eval_failures)
+            return {"val/eval_failures": float(self.eval_failures)}
+
+    def _evaluate_videos(self) -> dict[str, float]:
+        import shutil
+
         export = self.run_dir / "eval_export" / f"step_{self.global_step}"
-        paths = self.groups.actor.call_all("export_hf", str(export))
-        result = self.evaluator.evaluate(checkpoint_dir=str(next(p for p in paths if p)), step=self.global_step)
+        try:
+            paths = self.groups.actor.call_all("export_hf", str(export))
+            result = self.evaluator.evaluate(checkpoint_dir=str(next(p for p in paths if p)), step=self.global_step)
+        finally:
+            shutil.rmtree(export, ignore_errors=True)
         images = result.get("images") or []
         if images and hasattr(self.tracker, "log_images"):
             self.tracker.log_images("val/overlays", images, self.global_step)
-        import shutil
-
-        shutil.rmtree(export, ignore_errors=True)
-        return dict(result["metrics"])
+        return {**result["metrics"], "val/eval_failures": float(self.eval_failures)}
 
     # ------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path:

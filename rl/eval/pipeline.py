@@ -345,9 +345,14 @@ class EvalPipeline:
     def _load_backend(self, path: str) -> Any:
         if not Path(path).is_dir():   # fail before importing the model stack
             raise FileNotFoundError(f"model checkpoint directory not found: {path}")
+        import dataclasses
+
         from rl.rollout import build_rollout_backend
 
-        return build_rollout_backend(self.cfg.rollout, path, device=self.cfg.trainer.device, dtype=self.cfg.model.dtype,
+        rollout = self.cfg.rollout
+        if self.cfg.eval.backend and self.cfg.eval.backend != rollout.backend:
+            rollout = dataclasses.replace(rollout, backend=self.cfg.eval.backend)
+        return build_rollout_backend(rollout, path, device=self.cfg.trainer.device, dtype=self.cfg.model.dtype,
                                      attn_implementation=self.cfg.model.attn_implementation, seed=self.cfg.eval.seed)
 
     # ------------------------------------------------------------------ weights

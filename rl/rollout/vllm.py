@@ -74,17 +74,19 @@ class _DropKnownNoise(logging.Filter):
     replaces ``torch.set_num_threads`` with a warning, and the in-place reload reports layers
     whose tensors are all buffers computed at start-up (rotary tables, the image-normalisation
     constants) as "Failed to load weights" (they are restored as they were; parameters that
-    miss a weight make the sync raise instead)."""
+    miss a weight make the sync raise instead); the prefix-cache reset is announced at every step."""
 
     _BUFFER_ONLY = ("RotaryEmbedding: Failed", "MRotaryEmbedding: Failed", "FusedMMInputNorm: Failed")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return "torch.set_num_threads" not in message and not message.startswith(self._BUFFER_ONLY)
+        return ("torch.set_num_threads" not in message and not message.startswith(self._BUFFER_ONLY)
+                and message != "Successfully reset prefix cache")  # once per weight sync, i.e. every step
 
 
 def _quiet_cpu_worker_logs() -> None:
-    for name in ("vllm.v1.worker.cpu_worker", "vllm.model_executor.model_loader.reload.layerwise"):
+    for name in ("vllm.v1.worker.cpu_worker", "vllm.model_executor.model_loader.reload.layerwise",
+                 "vllm.v1.core.block_pool"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropKnownNoise) for f in logger.filters):
             logger.addFilter(_DropKnownNoise())
