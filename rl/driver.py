@@ -333,6 +333,8 @@ class GRPOTrainer:
             result = self.evaluator.evaluate(checkpoint_dir=str(next(p for p in paths if p)), step=self.global_step)
         finally:
             shutil.rmtree(export, ignore_errors=True)
+            if export.parent.is_dir() and not any(export.parent.iterdir()):
+                export.parent.rmdir()
         images = result.get("images") or []
         if images and hasattr(self.tracker, "log_images"):
             self.tracker.log_images("val/overlays", images, self.global_step)

@@ -50,7 +50,7 @@ def test_failed_video_evaluation_is_counted_and_training_goes_on(tmp_path, caplo
     trainer.evaluator.fail = False
     trainer.global_step = 150
     assert trainer.evaluate_videos() == {"val/J&F": 0.5, "val/eval_failures": 2.0}
-    assert len(trainer.evaluator.checkpoints) == 3 and not (tmp_path / "eval_export" / "step_150").exists()
+    assert len(trainer.evaluator.checkpoints) == 3 and not (tmp_path / "eval_export").exists()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="checks the environment without vLLM")

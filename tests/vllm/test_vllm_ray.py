@@ -18,9 +18,9 @@ from .conftest import HAS_VLLM, REPO, VLLM_PYTHON, build_checkpoint
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("VRS_VLLM_TESTS") != "1",
-                       reason="opt-in: VRS_VLLM_TESTS=1 (set by make test / make test-vllm)"),
     pytest.mark.skipif(HAS_VLLM, reason="runs in the main environment (the trainer's side)"),
+    pytest.mark.skipif(not HAS_VLLM and os.environ.get("VRS_VLLM_TESTS") != "1",
+                       reason="opt-in: VRS_VLLM_TESTS=1 (set by make test / make test-vllm)"),
 ]
 
 
