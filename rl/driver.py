@@ -99,6 +99,7 @@ class GRPOTrainer:
         self._processor = None
         self.evaluator: Optional[Any] = None
         self.eval_failures = 0
+        self._actor_touched = False  # whether the current step has started to change the actor
         # Called as callback(step, metrics) after each step is logged (e.g. Ray Tune reporting in sweeps).
         self.step_callbacks: list[Callable[[int, dict[str, float]], None]] = []
 
@@ -176,7 +177,12 @@ class GRPOTrainer:
             bar = tqdm(total=total, initial=self.global_step, desc="GRPO", unit="step", dynamic_ncols=True)
             while self.global_step < total and not self._stop_requested:
                 self.global_step += 1
-                metrics = self.train_step()
+                before_step = (self.loader.state_dict(), capture_rng_state())
+                try:
+                    metrics = self.train_step()
+                except Exception:
+                    self._save_after_failure(*before_step)
+                    raise
                 if self._due(self.cfg.trainer.val_freq) or (self.global_step == total and self.cfg.trainer.val_freq):
                     with self.timer.phase("testing"):
                         metrics.update(self.validate())
@@ -207,6 +213,7 @@ class GRPOTrainer:
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
+        self._actor_touched = False
         self.timer.reset()
         step_start = time.perf_counter()
         records = self.loader.next_batch()
@@ -253,6 +260,7 @@ class GRPOTrainer:
                 torch.as_tensor(batch.scores, dtype=torch.float32), encoded.response_mask,
                 np.asarray(batch.group_index), cfg.algorithm,
             )
+        self._actor_touched = True   # from here on a failure may leave the actor between two steps
         with self.timer.phase("update_actor"):
             actor_metrics = self._update_actor(encoded, advantages, old_log_probs, ref_log_probs)
         with self.timer.phase("update_weights"):
@@ -341,6 +349,32 @@ class GRPOTrainer:
         return {**result["metrics"], "val/eval_failures": float(self.eval_failures)}
 
     # ------------------------------------------------------------ checkpoints
+    def _save_after_failure(self, loader_state: dict[str, Any], rng_state: Any) -> None:
+        """A step failed (a dead rollout worker, an engine error, ...): keep the progress of the
+        steps before it. If the actor was not touched yet, rewind the data position and RNG to
+        the start of the failed step and checkpoint the last completed step, so that re-running
+        the same command resumes exactly there; otherwise say which checkpoint a resume uses."""
+        failed = self.global_step
+        self.global_step -= 1
+        saved = self.ckpt.complete_steps()
+        saved_step = saved[-1] if saved else 0
+        if self._actor_touched:
+            log.error("step %d failed during the actor update or weight sync; resuming continues from the "
+                      "checkpoint of step %d", failed, saved_step)
+            return
+        if self.global_step <= saved_step:
+            return
+        self.loader.load_state_dict(loader_state)
+        restore_rng_state(rng_state)
+        try:
+            path = self.save_checkpoint()
+        except Exception:  # noqa: BLE001 - the actor may be gone too; the original error is re-raised
+            log.exception("step %d failed and the checkpoint of step %d could not be saved either; resuming "
+                          "continues from step %d", failed, self.global_step, saved_step)
+            return
+        log.error("step %d failed; saved the completed step %d to %s (re-run the same command to resume)",
+                  failed, self.global_step, path)
+
     def save_checkpoint(self) -> Path:
         """Model + optimizer (DCP, written by the actor ranks), data position, RNG, W&B run id."""
         step = self.global_step
