@@ -521,6 +521,8 @@ def generate_synthetic_dataset(out_dir: str | Path, cfg: SyntheticConfig, split:
 
     An existing folder whose marker matches the config hash is reused as is; one with
     another hash is replaced; a folder without a marker (not ours) raises ``FileExistsError``.
+    Safe to call from several processes at once (e.g. evaluator workers): the split appears
+    atomically, and a complete split of the same config is never replaced while others read it.
     """
     rules = rules or SceneRules()
     if not isinstance(cfg, SyntheticConfig):  # e.g. a plain dict or an OmegaConf node
@@ -543,6 +545,9 @@ def generate_synthetic_dataset(out_dir: str | Path, cfg: SyntheticConfig, split:
         marker = {"config_hash": digest, "split": split, "version": GENERATOR_VERSION,
                   "config": dataclasses.asdict(cfg)}
         (tmp / MARKER_NAME).write_text(json.dumps(marker, indent=1))
+        if _marker_hash(final) == digest:  # another process wrote the same data set meanwhile: use it
+            logger.info("synthetic data set %s was written concurrently; reusing it", final)
+            return final
         if final.exists():  # stale data set of ours: move it aside, then swap
             trash = Path(tempfile.mkdtemp(prefix=f".{split}.old-", dir=out_dir))
             os.rename(final, trash / split)

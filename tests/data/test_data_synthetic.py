@@ -175,6 +175,37 @@ def test_killed_run_leaves_no_dataset(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def _generate_after_barrier(root: str, barrier, results) -> None:
+    barrier.wait()
+    final = generate_synthetic_dataset(root, SyntheticConfig(num_videos=4, num_frames=3, height=64, width=64), "valid")
+    inode = final.stat().st_ino                        # the folder this process returned, as it stands now
+    results.put((inode, open_dataset(root, "synthetic", "valid").video_ids()))
+
+
+def test_concurrent_generation_never_replaces_a_finished_split(tmp_path):
+    """Evaluator workers generate the same split at once: the first complete split stays in
+    place (same folder for everyone), so none of them reads a folder being swapped out."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    workers = 3
+    barrier, queue = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_generate_after_barrier, args=(str(tmp_path), barrier, queue)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    try:
+        results = [queue.get(timeout=120) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    final = tmp_path / "valid"
+    assert {inode for inode, _ in results} == {final.stat().st_ino}
+    assert all(len(ids) == 4 and ids == results[0][1] for _, ids in results)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["valid"]      # no temp or trash folder left
+
+
 def test_refuses_to_overwrite_foreign_folder(tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "meta_expressions.json").write_text("{}")
