@@ -99,7 +99,7 @@ class GRPOTrainer:
         self._processor = None
         self.evaluator: Optional[Any] = None
         self.eval_failures = 0
-        self._actor_touched = False  # whether the current step has started to change the actor
+        self._actor_touched = False  # whether the current step has started to change the actor (set by train_step)
         # Called as callback(step, metrics) after each step is logged (e.g. Ray Tune reporting in sweeps).
         self.step_callbacks: list[Callable[[int, dict[str, float]], None]] = []
 
@@ -178,6 +178,7 @@ class GRPOTrainer:
             while self.global_step < total and not self._stop_requested:
                 self.global_step += 1
                 before_step = (self.loader.state_dict(), capture_rng_state())
+                self._actor_touched = False
                 try:
                     metrics = self.train_step()
                 except Exception:
@@ -213,7 +214,6 @@ class GRPOTrainer:
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
-        self._actor_touched = False
         self.timer.reset()
         step_start = time.perf_counter()
         records = self.loader.next_batch()

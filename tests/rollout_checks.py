@@ -22,3 +22,19 @@ def samplable_token_ids(processor) -> set[int]:
     tok = processor.tokenizer
     first_special = min(tok.convert_tokens_to_ids(t) for t in tok.all_special_tokens)
     return set(range(first_special)) | {tok.eos_token_id}
+
+
+def check_seeded_generation(backend, prompts, n: int) -> None:
+    """The seed contract of :meth:`RolloutBackend.generate`: the same explicit seed repeats the
+    tokens and log-probs, another seed does not, and calls without a seed use a running seed
+    (two such calls differ)."""
+    from rl.rollout.base import SamplingParams
+
+    params = dict(n=n, temperature=1.0, max_tokens=6)
+    a = backend.generate(prompts, SamplingParams(seed=5, **params))
+    b = backend.generate(prompts, SamplingParams(seed=5, **params))
+    c = backend.generate(prompts, SamplingParams(seed=6, **params))
+    assert a.token_ids == b.token_ids and a.logprobs == b.logprobs
+    assert a.token_ids != c.token_ids
+    d, e = (backend.generate(prompts, SamplingParams(**params)) for _ in range(2))
+    assert d.token_ids != e.token_ids

@@ -31,11 +31,6 @@ class RolloutActor:
         self.backend = build_rollout_backend(cfg, model_path, device=device, dtype=model_cfg.dtype,
                                              attn_implementation=model_cfg.attn_implementation, seed=seed)
 
-    def generate(self, prompts: list[dict[str, Any]], params: Any) -> tuple[Any, float]:
-        start = time.perf_counter()
-        out = self.backend.generate(prompts, params)
-        return out, time.perf_counter() - start
-
     def generate_stream(self, prompts: list[dict[str, Any]], params: Any, offset: int = 0):
         """Ray streaming generator: ``(offset + first prompt index, RolloutOutput piece, seconds
         since the call started)`` for every piece the backend yields (whole GRPO groups)."""

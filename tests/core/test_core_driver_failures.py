@@ -93,7 +93,6 @@ class _ScriptedTrainer(GRPOTrainer):
         self.draws: dict[int, float] = {}
 
     def train_step(self) -> dict[str, float]:
-        self._actor_touched = False
         self.batches[self.global_step] = [r["id"] for r in self.loader.next_batch()]
         noise = self.draws[self.global_step] = float(torch.rand(()))
         if self.global_step == self.fail_at:

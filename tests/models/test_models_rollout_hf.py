@@ -13,7 +13,7 @@ from rl.rollout import build_rollout_backend
 from rl.rollout.base import SamplingParams
 from rl.rollout.hf import HFRolloutBackend, suppressed_token_ids
 
-from tests.rollout_checks import samplable_token_ids, teacher_forced
+from tests.rollout_checks import check_seeded_generation, samplable_token_ids, teacher_forced
 
 from .conftest import sharpen_
 
@@ -76,12 +76,7 @@ def test_sampled_logprobs_equal_teacher_forcing(backend, rollout, image_prompts)
 
 
 def test_seeded_generation(backend, image_prompts):
-    params = dict(n=2, temperature=1.0, max_tokens=6)
-    a = backend.generate(image_prompts, SamplingParams(seed=5, **params))
-    b = backend.generate(image_prompts, SamplingParams(seed=5, **params))
-    c = backend.generate(image_prompts, SamplingParams(seed=6, **params))
-    assert a.token_ids == b.token_ids and a.logprobs == b.logprobs
-    assert a.token_ids != c.token_ids
+    check_seeded_generation(backend, image_prompts, n=2)
 
 
 def test_greedy_and_top_k_1_follow_the_argmax(backend, image_prompts, processor):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.rollout_checks import samplable_token_ids, teacher_forced
+from tests.rollout_checks import check_seeded_generation, samplable_token_ids, teacher_forced
 
 from .conftest import HAS_VLLM, build_checkpoint
 
@@ -177,16 +177,7 @@ def test_generate_groups_streams_each_group_when_it_finishes(backend, images, ro
 
 
 def test_seeded_generation(backend, image_prompts):
-    from rl.rollout.base import SamplingParams
-
-    params = dict(n=3, temperature=1.0, max_tokens=6)
-    a = backend.generate(image_prompts, SamplingParams(seed=5, **params))
-    b = backend.generate(image_prompts, SamplingParams(seed=5, **params))
-    c = backend.generate(image_prompts, SamplingParams(seed=6, **params))
-    assert a.token_ids == b.token_ids and a.logprobs == b.logprobs
-    assert a.token_ids != c.token_ids
-    d, e = (backend.generate(image_prompts, SamplingParams(**params)) for _ in range(2))  # running seed
-    assert d.token_ids != e.token_ids
+    check_seeded_generation(backend, image_prompts, n=3)
 
 
 def test_greedy_follows_the_argmax_over_allowed_tokens(backend, image_prompts, processor, hf_model):

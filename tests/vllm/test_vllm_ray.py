@@ -51,7 +51,7 @@ def test_actor_rank0_streams_weights_into_a_vllm_actor_of_the_other_environment(
     from rl.models.inputs import encode_for_training
     from rl.models.loading import load_policy, load_processor
     from rl.models.logprobs import policy_logprobs
-    from rl.rollout.base import SamplingParams
+    from rl.rollout.base import RolloutOutput, SamplingParams
     from rl.rollout.vllm_env import rollout_runtime_env
     from rl.workers.policy_group import PolicyActor
     from rl.workers.rollout_group import RolloutActor
@@ -70,7 +70,9 @@ def test_actor_rank0_streams_weights_into_a_vllm_actor_of_the_other_environment(
     sent, _ = ray.get(actor.push_weights.remote([rollout], 0.05, True))  # ~50 KB buckets
     assert sent > 0
     params = SamplingParams(n=4, temperature=1.0, max_tokens=12, seed=7)
-    out, _ = ray.get(rollout.generate.remote(image_prompts, params))
+    pieces = [ray.get(ref) for ref in rollout.generate_stream.remote(image_prompts, params)]  # streamed back
+    assert sorted(first for first, _, _ in pieces) == [0, 1]
+    out = RolloutOutput.concat([piece for _, piece, _ in sorted(pieces, key=lambda p: p[0])])
 
     processor = load_processor(dir_b)
     batch = encode_for_training(processor, [p for p in image_prompts for _ in range(4)], out.token_ids)
