@@ -31,7 +31,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench_grpo_"))
     cmd = [sys.executable, "-m", "launch.train", "recipe=quickstart", "data.root=data",
            "data.synthetic.num_videos=16", "sft.max_steps=20", f"trainer.total_steps={args.steps}",
-           "trainer.save_freq=0", "trainer.val_freq=0", "trainer.log_samples_freq=0",
+           "trainer.save_freq=0", "trainer.val_freq=0", "trainer.val_before_train=false", "trainer.log_samples_freq=0",
            "trainer.export_hf=false", "tracking.wandb_mode=disabled", "trainer.run_dir=run", *overrides]
     env = dict(os.environ, RAY_TMPDIR=tempfile.mkdtemp(prefix="ray", dir="/tmp"))
     print("running:", " ".join(cmd[1:]), flush=True)

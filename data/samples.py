@@ -99,7 +99,7 @@ TASKS = ("ktg", "aks", "veason")
 DEFAULT_REWARDS = {"ktg": "visionreasoner", "aks": "rcot_aks", "veason": "veason_r1"}
 #: Rewards whose ground truth a task's records carry.
 TASK_REWARDS = {
-    "ktg": ("visionreasoner", "segzero_strict", "rcot_ktg", "videoseg_r1"),
+    "ktg": ("visionreasoner", "segzero_strict", "rcot_ktg", "videoseg_r1", "dense_grounding"),
     "aks": ("rcot_aks",),
     "veason": ("veason_r1",),
 }

@@ -57,6 +57,27 @@ def dry_run(cfg: Config) -> int:
     return 0
 
 
+def format_validation(metrics: dict[str, float], step: int) -> str:
+    """The metrics of a ``trainer.val_only`` run, one ``name: value`` line each, sorted by name."""
+    if not metrics:
+        return (f"validation at step {step}: nothing was validated (no held-out prompts, "
+                "and no video evaluation: eval.freq = 0)")
+    width = max(len(k) for k in metrics)
+    lines = [f"validation at step {step}:"] + [f"  {k:<{width}}  {v:.6g}" for k, v in sorted(metrics.items())]
+    return "\n".join(lines)
+
+
+def write_final_report(cfg: Config, trainer) -> None:
+    """The before/after report of the run (:mod:`rl.report`: printed, ``report.md``, ``curves.png``, W&B).
+    A report error is logged, never fatal: the training itself is done."""
+    from rl.report import write_report
+
+    try:
+        write_report(cfg.trainer.run_dir, tracker=trainer.tracker, step=trainer.global_step)
+    except Exception:  # noqa: BLE001 - the run and its checkpoints are complete either way
+        log.exception("the end-of-training report failed (python -m rl.report %s re-creates it)", cfg.trainer.run_dir)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     cfg, flags = config_from_argv(list(sys.argv[1:] if argv is None else argv))
@@ -77,8 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         trainer = GRPOTrainer(cfg, policy, data.train, data.val)
         trainer.setup()
         last = trainer.fit()
-        log.info("finished at step %d: %s", trainer.global_step,
-                 {k: round(v, 4) for k, v in last.items() if k.startswith(("critic/score", "val/"))})
+        if cfg.trainer.val_only:
+            print(format_validation(last, trainer.global_step))
+        else:
+            log.info("finished at step %d: %s", trainer.global_step,
+                     {k: round(v, 4) for k, v in last.items() if k.startswith(("critic/score", "val/"))})
+            write_final_report(cfg, trainer)
         print(f"run directory: {cfg.trainer.run_dir}")
     finally:
         if trainer is not None:

@@ -10,7 +10,8 @@ Public API (stable):
 Ground-truth format: :mod:`rewards.gt`. Command line: ``python -m rewards.score``.
 """
 
-REWARD_NAMES = ("visionreasoner", "segzero_strict", "rcot_ktg", "rcot_aks", "videoseg_r1", "veason_r1")
+REWARD_NAMES = ("visionreasoner", "segzero_strict", "rcot_ktg", "rcot_aks", "videoseg_r1", "veason_r1",
+                "dense_grounding")
 
 from rewards.registry import build_params, compute, compute_group, get_reward, max_score, score_range  # noqa: E402
 

@@ -197,6 +197,7 @@ _REQUIRED = {
     "rcot_ktg": ("objects",),
     "videoseg_r1": ("objects",),
     "segzero_strict": ("objects",),
+    "dense_grounding": ("objects",),
     "rcot_aks": ("answer",),
     "veason_r1": ("frames",),
 }

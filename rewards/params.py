@@ -125,6 +125,19 @@ class VeasonR1Params:
 
 
 @dataclass
+class DenseGroundingParams:
+    """Dense grounding (not a paper reward): VisionReasoner's components + a continuous localisation term.
+
+    Max = base max (7) + weight_localization (see :mod:`rewards.dense_grounding`).
+    """
+
+    base: VisionReasonerParams = field(default_factory=VisionReasonerParams)
+    weight_localization: float = 3.0    # weight of the continuous localisation component (0..1)
+    box_scale: float = 10.0             # px; the box part is exp(-box L1 / box_scale)
+    point_scale: float = 30.0           # px; the point part is exp(-point distance / point_scale)
+
+
+@dataclass
 class RewardParams:
     visionreasoner: VisionReasonerParams = field(default_factory=VisionReasonerParams)
     segzero_strict: SegZeroStrictParams = field(default_factory=SegZeroStrictParams)
@@ -132,3 +145,4 @@ class RewardParams:
     rcot_aks: RcotAksParams = field(default_factory=RcotAksParams)
     videoseg_r1: VideoSegR1Params = field(default_factory=VideoSegR1Params)
     veason_r1: VeasonR1Params = field(default_factory=VeasonR1Params)
+    dense_grounding: DenseGroundingParams = field(default_factory=DenseGroundingParams)

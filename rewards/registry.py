@@ -77,7 +77,7 @@ REWARD_REGISTRY: dict[str, Reward] = {}
 
 # Modules that register rewards on import (imported lazily by get_reward).
 _REWARD_MODULES = ("rewards.visionreasoner", "rewards.segzero", "rewards.rcot", "rewards.videoseg_r1",
-                   "rewards.veason_r1")
+                   "rewards.veason_r1", "rewards.dense_grounding")
 
 
 def register_reward(name: str) -> Callable[[type[Reward]], type[Reward]]:

@@ -70,6 +70,31 @@ class RolloutBatch:
             rows.append(row)
         return rows
 
+    def group_rows(self, group: int) -> list[int]:
+        """Sample indices of prompt ``group`` (its n responses), in sample order."""
+        return [i for i, g in enumerate(self.group_index) if g == group]
+
+    def select_groups(self, groups: Sequence[int]) -> "RolloutBatch":
+        """A batch of the given prompt groups, in the given order (group ``groups[k]`` becomes
+        group ``k``), with their responses, scores and components. The reward failure / restart
+        counts are those of the whole generation and are carried over unchanged."""
+        rows: list[int] = []
+        group_index: list[int] = []
+        for k, g in enumerate(groups):
+            if not 0 <= g < len(self.records):
+                raise IndexError(f"select_groups: group {g} out of range for a batch of {len(self.records)} prompts")
+            members = self.group_rows(g)
+            rows += members
+            group_index += [k] * len(members)
+        return RolloutBatch(
+            [self.records[g] for g in groups], self.n, group_index,
+            [self.response_ids[i] for i in rows], [self.response_texts[i] for i in rows],
+            [self.rollout_log_probs[i] for i in rows], [self.finish_reasons[i] for i in rows],
+            scores=self.scores[rows] if len(self.scores) else np.zeros(0),
+            components={k: v[rows] for k, v in self.components.items()},
+            reward_failures=self.reward_failures, reward_restarts=self.reward_restarts,
+        )
+
 
 def flatten_rollout(records: list[dict[str, Any]], outputs: Sequence[Any], n: int) -> RolloutBatch:
     """Join the rollout workers' :class:`rl.rollout.base.RolloutOutput` (each covering a
@@ -84,6 +109,35 @@ def flatten_rollout(records: list[dict[str, Any]], outputs: Sequence[Any], n: in
     logps = out.logprobs or [[] for _ in out.responses]
     return RolloutBatch(records, n, list(out.group_ids), [list(t) for t in out.token_ids], list(out.texts),
                         [list(x) for x in logps], list(out.finish_reasons))
+
+
+def concat_batches(batches: Sequence[RolloutBatch]) -> RolloutBatch:
+    """The batches one after the other (group indices shifted, same ``n``). Scores are joined
+    when every batch is scored; a component missing from some batches is 0 there (as in
+    :meth:`RolloutBatch.set_rewards`); reward failure / restart counts are summed."""
+    if not batches:
+        raise ValueError("concat_batches: no batches")
+    n = batches[0].n
+    if any(b.n != n for b in batches):
+        raise ValueError(f"concat_batches: batches with different n {[b.n for b in batches]}")
+    scored = [len(b.scores) == len(b) for b in batches]
+    if any(scored) and not all(scored):
+        raise ValueError("concat_batches: some batches are scored and others are not")
+    group_index: list[int] = []
+    offset = 0
+    for b in batches:
+        group_index += [offset + g for g in b.group_index]
+        offset += len(b.records)
+    keys = sorted({k for b in batches for k in b.components})
+    return RolloutBatch(
+        [r for b in batches for r in b.records], n, group_index,
+        [x for b in batches for x in b.response_ids], [x for b in batches for x in b.response_texts],
+        [x for b in batches for x in b.rollout_log_probs], [x for b in batches for x in b.finish_reasons],
+        scores=np.concatenate([np.asarray(b.scores, dtype=np.float64) for b in batches]) if scored[0] else np.zeros(0),
+        components={k: np.concatenate([b.components.get(k, np.zeros(len(b))) for b in batches]) for k in keys},
+        reward_failures=sum(b.reward_failures for b in batches),
+        reward_restarts=sum(b.reward_restarts for b in batches),
+    )
 
 
 def _stats(prefix: str, values: np.ndarray) -> dict[str, float]:
@@ -112,7 +166,11 @@ def reward_metrics(batch: RolloutBatch, encoded: Any, advantages: torch.Tensor,
         out[f"reward/{name}"] = float(values.mean())
     out["reward/failed"] = float(batch.reward_failures)
     out["reward/worker_restarts"] = float(batch.reward_restarts)
-    # Fraction of groups whose n rewards are all equal (zero advantage: no learning signal).
-    scores = batch.scores.reshape(-1, batch.n) if len(batch.scores) else np.zeros((0, batch.n))
-    out["critic/solve_none_or_all"] = float(np.mean(scores.std(axis=1) == 0)) if len(scores) else 0.0
+    # diversity/*: distinct responses / answers per group, valid answers, and the fraction of groups whose
+    # n rewards are all equal (zero advantage: no learning signal), also logged under verl's name.
+    from rl.diversity import group_metrics, is_grounding_record
+
+    grounding = [is_grounding_record(batch.records[g]) for g in batch.group_index]
+    out.update(group_metrics(batch.response_texts, batch.scores, batch.group_index, grounding))
+    out["critic/solve_none_or_all"] = out["diversity/zero_variance_group_frac"]
     return out

@@ -135,7 +135,7 @@ class SegmenterConfig:
 class RewardConfig:
     """The reward recipe, its parameters and the reward pool's fault handling."""
 
-    # visionreasoner | segzero_strict | rcot_ktg | rcot_aks | videoseg_r1 | veason_r1
+    # visionreasoner | segzero_strict | rcot_ktg | rcot_aks | videoseg_r1 | veason_r1 | dense_grounding
     name: str = "visionreasoner"
     # Seconds before a reward call is considered lost and retried.
     timeout_s: float = 120.0
@@ -321,13 +321,38 @@ class ActorConfig:
 
 
 @dataclass
+class FilterGroupsConfig:
+    """Dynamic sampling (DAPO): drop GRPO groups without learning signal and generate more.
+
+    A group is dropped when its n values of ``metric`` are all equal (zero variance, so every
+    advantage is 0) or when the group's mean ``metric`` lies outside ``[low, high]``. The step
+    keeps drawing prompt batches and generating until ``trainer.train_batch_size`` groups are
+    kept (the surplus of the last round is cut) or ``max_num_gen_batches`` rounds were used;
+    then it trains on the kept groups (a warning when fewer), or skips the update when none.
+    """
+
+    # Turn dynamic sampling on (off: every generated group is trained on, as plain GRPO).
+    enable: bool = False
+    # Value compared within a group: "score" (the total reward) or a reward component name (e.g. accuracy).
+    metric: str = "score"
+    # Drop groups whose mean metric is below this (null = no lower bound).
+    low: Optional[float] = None
+    # Drop groups whose mean metric is above this (null = no upper bound).
+    high: Optional[float] = None
+    # Generation rounds (prompt batches) per step at most (0 = unlimited).
+    max_num_gen_batches: int = 4
+
+
+@dataclass
 class AlgorithmConfig:
-    """Advantage estimation."""
+    """Advantage estimation and group filtering."""
 
     # Any advantage estimator registered in verl's core_algos (grpo, rloo, reinforce_plus_plus, ...).
     adv_estimator: str = "grpo"
     # Divide GRPO advantages by the group's std (false: Dr.GRPO style).
     norm_adv_by_std_in_grpo: bool = True
+    # Dynamic sampling (DAPO): drop zero-variance / out-of-bounds groups and generate more prompts.
+    filter_groups: FilterGroupsConfig = field(default_factory=FilterGroupsConfig)
 
 
 # ---------------------------------------------------------------------- trainer
@@ -355,6 +380,12 @@ class TrainerConfig:
     val_freq: int = 0
     # Held-out prompts per validation.
     val_num_prompts: int = 32
+    # A fresh run (not a resumed one) validates the starting policy before step 1 and logs it at
+    # step 0: the held-out prompts when val_freq > 0, the video evaluation when eval.freq > 0.
+    val_before_train: bool = True
+    # Only validate the starting policy (held-out prompts, and the video evaluation when
+    # eval.freq > 0), log it and stop without training.
+    val_only: bool = False
     # Sample table every k steps (0 = never).
     log_samples_freq: int = 25
     # Rows of the sample table.
@@ -617,7 +648,33 @@ def validate(cfg: Config) -> Config:
             "every actor rank needs the same number of sequences: actor.ppo_mini_batch_size x rollout.n "
             f"= {sequences} is not divisible by cluster.actor.num_workers = {cfg.cluster.actor.num_workers}"
         )
+    _validate_filter_groups(cfg)
     return cfg
+
+
+def _validate_filter_groups(cfg: Config) -> None:
+    """``algorithm.filter_groups``: bounds in order, a round limit >= 0 and, when enabled, a metric
+    the reward produces ("score" or one of its weighted components / its multiplier)."""
+    fg = cfg.algorithm.filter_groups
+    if fg.max_num_gen_batches < 0:
+        raise ConfigError("config key 'algorithm.filter_groups.max_num_gen_batches' must be >= 0 (0 = unlimited), "
+                          f"got {fg.max_num_gen_batches}")
+    if fg.low is not None and fg.high is not None and fg.low > fg.high:
+        raise ConfigError(f"config keys 'algorithm.filter_groups.low' = {fg.low} > "
+                          f"'algorithm.filter_groups.high' = {fg.high}")
+    if not fg.enable or fg.metric == "score":
+        return
+    from rewards.registry import build_params, get_reward
+
+    try:
+        reward = get_reward(cfg.reward.name)
+    except KeyError:  # not registered here: the driver checks the metric at the first scored batch
+        return
+    names = list(reward.terms(build_params(cfg.reward.name, getattr(cfg.reward.params, cfg.reward.name))))
+    names += [reward.multiplier] if reward.multiplier else []
+    if fg.metric not in names:
+        raise ConfigError(f"config key 'algorithm.filter_groups.metric' = {fg.metric!r}; reward "
+                          f"{cfg.reward.name!r} has components {names} (or use \"score\", the total)")
 
 
 # --------------------------------------------------------------------- loading
@@ -741,5 +798,5 @@ __all__ = [
     "Config", "ConfigError", "load_config", "validate", "to_dict", "to_yaml", "parse_cli", "named_yaml",
     "DataConfig", "SyntheticConfig", "RewardConfig", "SegmenterConfig", "ModelConfig", "TinyModelConfig",
     "LoraConfig", "RolloutConfig", "ActorConfig", "OptimConfig", "FSDPConfig", "AlgorithmConfig",
-    "TrainerConfig", "TrackingConfig", "SFTConfig", "ClusterConfig", "PoolConfig", "MISSING",
+    "FilterGroupsConfig", "TrainerConfig", "TrackingConfig", "SFTConfig", "ClusterConfig", "PoolConfig", "MISSING",
 ]

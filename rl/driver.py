@@ -11,6 +11,11 @@
     7 weight sync     actor rank 0 -> rollout workers (bucketed, not through the driver)
     8 tracking        metrics.jsonl + W&B; checkpoint every k steps; validation every m steps
 
+With ``algorithm.filter_groups.enable`` (dynamic sampling, :mod:`rl.dynamic_sampling`)
+phases 1-2 repeat on further prompt batches, each round scored in full and filtered, until
+``trainer.train_batch_size`` groups with a learning signal are kept; phases 3-7 then run on
+the kept groups only (and are skipped when no group was kept).
+
 :class:`GRPOTrainer` is a short template method: :meth:`fit` loops over
 :meth:`train_step`; subclasses can override a phase without touching the rest.
 """
@@ -33,6 +38,8 @@ from rl.algos import compute_advantages
 from rl.batch import RolloutBatch, flatten_rollout, reward_metrics
 from rl.checkpoint import MODEL_SUBDIR, CheckpointManager, TrainerState, capture_rng_state, restore_rng_state
 from rl.config import Config, to_dict
+from rl.diversity import is_grounding_record, validation_metrics
+from rl.dynamic_sampling import GroupAccumulator, group_multiple
 from rl.placement import PlacementPlan, roles_for
 from rl.prompt_loader import PromptLoader
 from rl.timing import PhaseTimer
@@ -174,6 +181,10 @@ class GRPOTrainer:
         last: dict[str, float] = {}
         try:
             total = self.cfg.trainer.total_steps
+            if self.cfg.trainer.val_only or (self.cfg.trainer.val_before_train and self.global_step == 0):
+                last = self.validate_start()
+                if self.cfg.trainer.val_only:
+                    return last
             bar = tqdm(total=total, initial=self.global_step, desc="GRPO", unit="step", dynamic_ncols=True)
             while self.global_step < total and not self._stop_requested:
                 self.global_step += 1
@@ -209,6 +220,25 @@ class GRPOTrainer:
                 signal.signal(s, handler)
         return last
 
+    def validate_start(self) -> dict[str, float]:
+        """Validate the policy before training (``trainer.val_before_train``, ``trainer.val_only``) and log
+        it at the current step (0 in a fresh run, before step 1): the held-out prompts when
+        ``trainer.val_freq > 0`` (always with ``val_only``), the video evaluation when the evaluator is
+        placed (``eval.freq > 0``). Returns the logged metrics ({} when nothing ran)."""
+        self.timer.reset()
+        metrics: dict[str, float] = {}
+        if self.cfg.trainer.val_freq > 0 or self.cfg.trainer.val_only:
+            with self.timer.phase("testing"):
+                metrics.update(self.validate())
+        if self.evaluator is not None:
+            with self.timer.phase("eval_video"):
+                metrics.update(self.evaluate_videos())
+        if metrics:
+            metrics["training/global_step"] = self.global_step
+            metrics.update(self.timer.metrics())
+            self.tracker.log(metrics, self.global_step)
+        return metrics
+
     def _due(self, freq: int) -> bool:
         return freq > 0 and self.global_step % freq == 0
 
@@ -216,23 +246,20 @@ class GRPOTrainer:
         cfg = self.cfg
         self.timer.reset()
         step_start = time.perf_counter()
-        records = self.loader.next_batch()
-        self.tracker.log_batch([str(r.get("id", "")) for r in records], self.global_step)
         busy: dict[str, float] = {}
-
-        # Asynchronous generation: every group goes to the reward pool as soon as the rollout
-        # workers stream it back, so scoring overlaps the rest of generation and the log-prob phases.
-        pending = self.groups.reward.submit([])
-
-        def score_groups(first: int, piece: Any) -> None:
-            chunk = flatten_rollout(records[first:first + piece.num_prompts], [piece], n=cfg.rollout.n)
-            self.groups.reward.submit(chunk.reward_groups(), pending, first_index=first)
-
-        with self.timer.phase("gen"):
-            outputs, busy["gen"] = self.groups.rollout.generate(records, self.sampling, on_groups=score_groups)
-            if self.cfg.cluster.rollout.colocate_with:  # shared GPUs: free the engine's memory until the sync wakes it
-                self.groups.rollout.sleep()
-        batch = flatten_rollout(records, outputs, n=cfg.rollout.n)
+        sampling_metrics: dict[str, float] = {}
+        pending = None
+        if cfg.algorithm.filter_groups.enable:
+            # Dynamic sampling: rounds of generate + score + filter; rewards are needed before encoding.
+            batch, accumulator = self._sample_filtered_batch(busy)
+            sampling_metrics = accumulator.metrics(self._group_multiple())
+            if batch is None:
+                return self._skipped_step_metrics(accumulator, sampling_metrics, busy, step_start)
+        else:
+            records = self.loader.next_batch()
+            self.tracker.log_batch([str(r.get("id", "")) for r in records], self.global_step)
+            # Scoring overlaps the rest of generation and the log-prob phases below.
+            batch, pending = self._generate(records, busy, sleep_after=True)
 
         with self.timer.phase("encode"):
             encoded = batch.encode(self._processor)
@@ -242,10 +269,8 @@ class GRPOTrainer:
         ref_futures = ref.compute_log_prob_async(shards[ref.world_size]) if ref else None
         old_futures = self.groups.actor.compute_log_prob_async(shards[self.groups.actor.world_size])
 
-        with self.timer.phase("reward"):
-            scored = self.groups.reward.collect(pending)
-        busy["reward"] = pending.busy_s / max(1, len(self.groups.reward.workers))
-        batch.set_rewards(scored, failed=pending.failures, restarts=pending.restarts)
+        if pending is not None:
+            self._collect_rewards(batch, pending, busy)
         with self.timer.phase("old_log_prob"):
             old_parts, busy["old_log_prob"] = self.groups.actor.gather(old_futures)
         ref_log_probs = None
@@ -270,6 +295,7 @@ class GRPOTrainer:
         metrics: dict[str, float] = {"training/global_step": self.global_step,
                                      "training/epoch": self.loader.state.epoch}
         metrics.update(reward_metrics(batch, encoded, advantages, max_response_length=cfg.rollout.max_response_length))
+        metrics.update(sampling_metrics)
         metrics.update(actor_metrics)
         metrics.update(self.timer.metrics())
         metrics["timing_s/step"] = step_time
@@ -281,6 +307,98 @@ class GRPOTrainer:
         metrics["perf/weight_sync_mb"] = sent_bytes / 2**20
         if self._due(cfg.trainer.log_samples_freq):
             self.tracker.log_samples(batch.sample_rows(cfg.trainer.log_samples_count), self.global_step)
+        return metrics
+
+    # ------------------------------------------------------------ generation
+    def _generate(self, records: list[dict], busy: dict[str, float],
+                  sleep_after: bool = False) -> tuple[RolloutBatch, Any]:
+        """Generate ``rollout.n`` responses per record and start scoring them.
+
+        Asynchronous generation: every group goes to the reward pool as soon as the rollout
+        workers stream it back. Returns the (unscored) batch and the reward pool's pending
+        scores for :meth:`_collect_rewards`; adds the generation seconds to ``busy["gen"]``.
+        ``sleep_after``: on shared GPUs free the engine's memory until the weight sync wakes it."""
+        n = self.cfg.rollout.n
+        pending = self.groups.reward.submit([])
+
+        def score_groups(first: int, piece: Any) -> None:
+            chunk = flatten_rollout(records[first:first + piece.num_prompts], [piece], n=n)
+            self.groups.reward.submit(chunk.reward_groups(), pending, first_index=first)
+
+        with self.timer.phase("gen"):
+            outputs, seconds = self.groups.rollout.generate(records, self.sampling, on_groups=score_groups)
+            busy["gen"] = busy.get("gen", 0.0) + seconds
+            if sleep_after:
+                self._sleep_rollout()
+        return flatten_rollout(records, outputs, n=n), pending
+
+    def _sleep_rollout(self) -> None:
+        if self.cfg.cluster.rollout.colocate_with:  # shared GPUs: free the engine's memory until the sync wakes it
+            self.groups.rollout.sleep()
+
+    def _collect_rewards(self, batch: RolloutBatch, pending: Any, busy: dict[str, float]) -> None:
+        """Wait for the batch's scores and store them in it; adds to ``busy["reward"]``."""
+        with self.timer.phase("reward"):
+            scored = self.groups.reward.collect(pending)
+        busy["reward"] = busy.get("reward", 0.0) + pending.busy_s / max(1, len(self.groups.reward.workers))
+        batch.set_rewards(scored, failed=pending.failures, restarts=pending.restarts)
+
+    def _generate_and_score(self, records: list[dict], busy: dict[str, float]) -> RolloutBatch:
+        """One generation round of dynamic sampling: the scored batch of ``records``."""
+        batch, pending = self._generate(records, busy)
+        self._collect_rewards(batch, pending, busy)
+        return batch
+
+    def _sample_filtered_batch(self, busy: dict[str, float]) -> tuple[Optional[RolloutBatch], GroupAccumulator]:
+        """Dynamic sampling: draw prompt batches, generate, score and filter until
+        ``trainer.train_batch_size`` groups are kept or ``max_num_gen_batches`` rounds are used.
+
+        Returns the training batch (the first kept groups; fewer than the batch size with a
+        warning when the round limit was hit; ``None`` when no group was kept) and the
+        accumulator with every round (for the ``batch/*`` metrics). Logs every prompt drawn to
+        ``batches.jsonl`` with the kept ones."""
+        fg = self.cfg.algorithm.filter_groups
+        target = self.cfg.trainer.train_batch_size
+        accumulator = GroupAccumulator.from_config(fg, target)
+        while accumulator.wants_more():
+            accumulator.add(self._generate_and_score(self.loader.next_batch(), busy))
+        multiple = self._group_multiple()
+        batch = accumulator.kept_batch(multiple)
+        kept_ids = [str(r.get("id", "")) for r in batch.records] if batch is not None else []
+        self.tracker.log_batch(accumulator.record_ids(), self.global_step, kept_ids=kept_ids)
+        if accumulator.num_trained(multiple) < target:
+            log.warning(
+                "step %d: dynamic sampling kept %d of %d groups after %d generation rounds "
+                "(algorithm.filter_groups.max_num_gen_batches=%d); %s", self.global_step, accumulator.num_kept,
+                target, accumulator.rounds, fg.max_num_gen_batches,
+                f"training on {len(batch.records)} groups" if batch is not None
+                else "skipping the actor update and weight sync of this step")
+        if batch is not None:
+            self._sleep_rollout()
+        return batch, accumulator
+
+    def _group_multiple(self) -> int:
+        """Groups per training batch must be a multiple of this for equal rank shards."""
+        if self.groups is None:
+            return 1
+        sizes = [g.world_size for g in (self.groups.actor, self.groups.reference) if g is not None]
+        return group_multiple(self.cfg.rollout.n, sizes)
+
+    def _skipped_step_metrics(self, accumulator: GroupAccumulator, sampling_metrics: dict[str, float],
+                              busy: dict[str, float], step_start: float) -> dict[str, float]:
+        """Metrics of a step whose dynamic sampling kept no group (no update, no weight sync)."""
+        generated = accumulator.all_generated()
+        step_time = time.perf_counter() - step_start
+        metrics: dict[str, float] = {"training/global_step": self.global_step,
+                                     "training/epoch": self.loader.state.epoch}
+        metrics.update(sampling_metrics)
+        metrics["reward/failed"] = float(generated.reward_failures)
+        metrics["reward/worker_restarts"] = float(generated.reward_restarts)
+        metrics.update(self.timer.metrics())
+        metrics["timing_s/step"] = step_time
+        metrics.update({f"timing_busy_s/{k}": v for k, v in busy.items()})
+        if self._due(self.cfg.trainer.log_samples_freq):
+            self.tracker.log_samples(generated.sample_rows(self.cfg.trainer.log_samples_count), self.global_step)
         return metrics
 
     def _policy_groups_by_size(self) -> dict[int, Any]:
@@ -315,6 +433,10 @@ class GRPOTrainer:
         out = {"val/score/mean": float(np.mean(batch.scores))}
         for name, values in batch.components.items():
             out[f"val/reward/{name}"] = float(np.mean(values))
+        # Collapse check: distinct answers per query, well-formed box answers, response length in tokens.
+        grounding = [is_grounding_record(batch.records[g]) for g in batch.group_index]
+        out.update(validation_metrics(batch.response_texts, batch.group_index, grounding))
+        out["val/response_length/mean"] = float(np.mean([len(ids) for ids in batch.response_ids]))
         self.tracker.log_samples(batch.sample_rows(self.cfg.trainer.log_samples_count), self.global_step, table="val_samples")
         return out
 

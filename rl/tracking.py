@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # W&B x-axis of every metric group below (the driver logs it each step).
 STEP_METRIC = "training/global_step"
 METRIC_GROUPS = ("critic", "reward", "actor", "response_length", "prompt_length", "timing_s", "timing_busy_s",
-                 "perf", "val", "eval", "training")
+                 "perf", "val", "eval", "training", "diversity")
 # Highest step sent to W&B by earlier processes of this run (see the module docstring).
 WANDB_STEP_FILE = "wandb_step.json"
 
@@ -216,15 +216,41 @@ class Tracker:
             self._wandb.log({name: [wandb.Image(a, caption=c or None) for a, c in zip(arrays, captions)]}, step=step)
         return paths
 
+    @property
+    def wandb_active(self) -> bool:
+        """A W&B run is open (online or offline)."""
+        return self._wandb is not None
+
+    def log_table(self, name: str, columns: Sequence[str], data: Sequence[Sequence[Any]], step: int) -> None:
+        """A W&B table (e.g. the end-of-training report, ``data``: rows of ``len(columns)`` cells); W&B only."""
+        if self._to_wandb(step):
+            import wandb
+
+            rows = [[_jsonable(v) for v in row] for row in data]
+            self._wandb.log({name: wandb.Table(columns=list(columns), data=rows)}, step=step)
+
+    def log_image_file(self, name: str, path: str | Path, step: int) -> None:
+        """An image file (e.g. ``curves.png``) as a ``wandb.Image``; W&B only."""
+        if self._to_wandb(step):
+            import wandb
+
+            self._wandb.log({name: wandb.Image(str(path))}, step=step)
+
     def update_config(self, values: dict[str, Any]) -> None:
         """Add entries to the W&B run config (e.g. a sweep trial's parameter values)."""
         if self._wandb is not None:
             self._wandb.config.update(values, allow_val_change=True)
 
-    def log_batch(self, record_ids: Sequence[str], step: int) -> None:
-        """The ids of the prompts a step trained on (``batches.jsonl``: audits data order and resumes)."""
+    def log_batch(self, record_ids: Sequence[str], step: int, kept_ids: Optional[Sequence[str]] = None) -> None:
+        """The ids of the prompts a step drew (``batches.jsonl``: audits data order and resumes).
+
+        With dynamic sampling ``record_ids`` covers every generation round of the step and
+        ``kept_ids`` (written as ``"kept"``) the prompts of the groups it trained on."""
+        row: dict[str, Any] = {"step": step, "ids": list(record_ids)}
+        if kept_ids is not None:
+            row["kept"] = list(kept_ids)
         with self.batches_path.open("a") as f:
-            f.write(json.dumps({"step": step, "ids": list(record_ids)}) + "\n")
+            f.write(json.dumps(row) + "\n")
 
     def finish(self) -> None:
         if self._wandb is not None:

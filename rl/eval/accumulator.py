@@ -5,6 +5,11 @@ Aggregation (matched to the MeViS / ReVOS / VISA tools):
 * every expression contributes its frame-averaged J and F (and R for ReVOS);
 * J = mean over expressions of J, likewise F and R; J&F = (J + F) / 2, which
   equals the mean over expressions of (J + F) / 2; reported x100;
+* ``J&F_stderr``: standard error of J&F (x100): sample std (ddof=1) of the per-expression
+  J&F over sqrt(count); for a ReVOS ``overall`` (the mean of two split means) the split
+  errors combine as ``sqrt(se_ref^2 + se_reas^2) / 2``; None below 2 expressions;
+* ``multi_target`` / ``single_target`` (when rows carry ``num_objects``): the expressions
+  whose ground truth has > 1 object / exactly 1 (plain means; no-target rows are in neither);
 * ReVOS (``by_type=True``): ``referring`` = expressions with type_id 0,
   ``reasoning`` = type_id 1, ``overall`` = unweighted mean of the two split
   values (not the mean over all expressions). No-target expressions (type_id 2)
@@ -44,6 +49,7 @@ class ExpressionScore:
     missing_frames: int = 0      # prediction PNG absent -> scored as an empty mask
     resized_frames: int = 0      # prediction of another size -> resized (nearest) to the GT size
     unreadable_frames: int = 0   # prediction PNG present but not decodable -> scored as empty
+    num_objects: Optional[int] = None   # objects of the expression's ground truth (None: unknown)
 
     @property
     def jf(self) -> float:
@@ -52,6 +58,14 @@ class ExpressionScore:
 
 def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values)
+
+
+def stderr(values: Sequence[float]) -> Optional[float]:
+    """Standard error of the mean: sample std (ddof=1) / sqrt(count); None below 2 values."""
+    if len(values) < 2:
+        return None
+    mean = _mean(values)
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))
 
 
 class MetricAccumulator:
@@ -95,8 +109,17 @@ class MetricAccumulator:
         block = {"J": j, "F": f, "J&F": (j + f) / 2.0}
         if self.with_robustness:
             block["R"] = 100.0 * _mean([r.r for r in rows])  # type: ignore[misc]
+        se = stderr([r.jf for r in rows])
+        block["J&F_stderr"] = None if se is None else 100.0 * se
         block["num_expressions"] = len(rows)
         return block
+
+    def _target_blocks(self, rows: Sequence[ExpressionScore]) -> dict:
+        """``multi_target`` (> 1 GT object) and ``single_target`` (1) blocks when the rows know their objects."""
+        if not rows or any(r.num_objects is None for r in rows):
+            return {}
+        return {"multi_target": self._block([r for r in rows if r.num_objects > 1]),   # type: ignore[operator]
+                "single_target": self._block([r for r in rows if r.num_objects == 1])}
 
     def summary(self) -> dict:
         """Summary dict: ``J``, ``F``, ``J&F`` (+ ``R``) x100, ``num_expressions``; ReVOS adds the split blocks.
@@ -105,8 +128,8 @@ class MetricAccumulator:
         """
         keys = ["J", "F", "J&F"] + (["R"] if self.with_robustness else [])
         if not self.by_type:
-            block = self._block(self._rows) or {**{k: None for k in keys}, "num_expressions": 0}
-            return block
+            block = self._block(self._rows) or {**{k: None for k in keys}, "J&F_stderr": None, "num_expressions": 0}
+            return {**block, **self._target_blocks(self._rows)}
 
         out: dict = {}
         split_blocks = {}
@@ -115,10 +138,15 @@ class MetricAccumulator:
         present = [b for b in split_blocks.values() if b is not None]
         if present:
             overall = {k: _mean([b[k] for b in present]) for k in keys}
+            errors = [b["J&F_stderr"] for b in present]
+            overall["J&F_stderr"] = (None if None in errors
+                                     else math.sqrt(math.fsum(e * e for e in errors)) / len(present))
             overall["num_expressions"] = sum(b["num_expressions"] for b in present)
         else:
-            overall = {**{k: None for k in keys}, "num_expressions": 0}
+            overall = {**{k: None for k in keys}, "J&F_stderr": None, "num_expressions": 0}
         out.update({k: overall[k] for k in keys})
+        out["J&F_stderr"] = overall["J&F_stderr"]
+        out.update(self._target_blocks([r for r in self._rows if r.type_id in SPLITS.values()]))
         out["num_expressions"] = overall["num_expressions"]
         out["referring"] = split_blocks["referring"]
         out["reasoning"] = split_blocks["reasoning"]

@@ -30,32 +30,34 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from rl.config import Config
-from rl.eval.pipeline import EvalPipeline, PredictReport, resolve_dataset
+from rl.eval.pipeline import EvalPipeline, PredictReport, resolve_dataset, select_videos
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvalWorker", "Evaluator", "PendingEvaluation", "summary_metrics", "package_result"]
+__all__ = ["EvalWorker", "Evaluator", "PendingEvaluation", "summary_metrics", "package_result", "select_videos"]
 
 METRIC_PREFIX = "val/"
 
 
 def summary_metrics(summary: Mapping[str, Any], prefix: str = METRIC_PREFIX) -> dict[str, float]:
-    """Flat scalar metrics of a pipeline summary: ``val/J``, ``val/F``, ``val/J&F`` (x100), ``val/R``,
-    ReVOS ``val/referring/J&F`` / ``val/reasoning/J&F``, diagnostics and ``val/timing_s/<stage>``.
-    Values that are None (nothing to average) are left out."""
+    """Flat scalar metrics of a pipeline summary: ``val/J``, ``val/F``, ``val/J&F`` (x100) and its standard
+    error ``val/J&F_stderr``, ``val/R``, ReVOS ``val/referring/J&F`` / ``val/reasoning/J&F``,
+    ``val/multi_target/J&F`` / ``val/single_target/J&F`` (> 1 / exactly 1 GT object), ``val/num_videos``,
+    diagnostics and ``val/timing_s/<stage>``. Values that are None (nothing to average) are left out."""
     out: dict[str, float] = {}
 
     def put(key: str, value: Any) -> None:
         if value is not None and not (isinstance(value, float) and math.isnan(value)):
             out[prefix + key] = float(value)
 
-    for key in ("J", "F", "J&F", "R"):
+    for key in ("J", "F", "J&F", "J&F_stderr", "R"):
         put(key, summary.get(key))
-    for split in ("referring", "reasoning"):
+    for split in ("referring", "reasoning", "multi_target", "single_target"):
         block = summary.get(split) or {}
         for key in ("J", "F", "J&F"):
             put(f"{split}/{key}", block.get(key))
     put("num_expressions", summary.get("num_expressions"))
+    put("num_videos", summary.get("num_videos"))
     diag = summary.get("diagnostics") or {}
     for key in ("keyframe_area_ratio", "aks_rounds", "box_iou_before_segmentation", "htfs_levels"):
         put(f"diagnostics/{key}", diag.get(key))
@@ -119,10 +121,8 @@ class EvalWorker:
         pipeline = self._prepare(checkpoint_dir, weights)
         root, fmt, split = resolve_dataset(self.cfg)
         reader = open_dataset(root, fmt, split)
-        ids = reader.video_ids()
         limit = self.cfg.eval.max_videos if max_videos is None else max_videos
-        if limit is not None and limit >= 0:
-            ids = ids[:limit]
+        ids = select_videos(reader.video_ids(), limit, f"{root} ({fmt}, split {split or 'default'})", warn=shard == 0)
         return pipeline.predict(reader, ids[shard::num_shards], out_dir)
 
     def score(self, report: PredictReport, out_dir: str) -> dict[str, Any]:

@@ -133,6 +133,19 @@ def resolve_dataset(cfg: Config) -> tuple[str, str, Optional[str]]:
     return root, fmt, split
 
 
+def select_videos(ids: Sequence[str], limit: Optional[int], where: str = "", warn: bool = True) -> list[str]:
+    """The first ``limit`` video ids (all when ``limit`` is None or < 0). A split with fewer videos than
+    asked for is logged as a warning (``val/num_videos`` then shows how many were evaluated); the
+    synthetic ``valid`` split has ``data.synthetic.num_videos`` videos."""
+    ids = list(ids)
+    if limit is None or limit < 0:
+        return ids
+    if warn and len(ids) < limit:
+        log.warning("eval.max_videos = %d but the evaluation data %s has only %d videos: J&F is measured on %d "
+                    "(synthetic data: raise data.synthetic.num_videos)", limit, where, len(ids), len(ids))
+    return ids[:limit]
+
+
 # ------------------------------------------------------------------ scoring helpers
 
 
@@ -379,9 +392,8 @@ class EvalPipeline:
         if dataset_format not in DATASET_FORMATS:
             raise ValueError(f"unknown data set format {dataset_format!r}; expected one of {list(DATASET_FORMATS)}")
         reader = open_dataset(dataset_root, dataset_format, split)
-        ids = reader.video_ids()
-        if max_videos is not None and max_videos >= 0:
-            ids = ids[:max_videos]
+        where = f"{dataset_root} ({dataset_format}, split {split or 'default'})"
+        ids = select_videos(reader.video_ids(), max_videos, where)
         report = self.predict(reader, ids, out_dir)
         return self.score(report, dataset_root, dataset_format, split, out_dir)
 

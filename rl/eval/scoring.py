@@ -170,6 +170,7 @@ def score_video(
                 missing_frames=c[MISSING],
                 resized_frames=c[RESIZED],
                 unreadable_frames=c[UNREADABLE],
+                num_objects=len(sample.expressions[exp_id].obj_ids),
             )
         )
     return result

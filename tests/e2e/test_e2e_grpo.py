@@ -56,14 +56,16 @@ def test_grpo_killed_and_resumed_continues_the_same_run(launcher, tmp_path):
 
     launcher.run("launch.train", *TINY_RUN, log_name="second.log")
 
-    # Same step counter: every step exactly once, in order, 1..6.
+    # Same step counter: every step exactly once, in order; step 0 = the starting policy's validation
+    # (trainer.val_before_train), logged by the first process only (the resumed one starts at step 3).
     metrics = _rows(run_dir / "metrics.jsonl")
-    assert [r["step"] for r in metrics] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in metrics] == [0, 1, 2, 3, 4, 5, 6]
+    assert "val/score/mean" in metrics[0] and "critic/score/mean" not in metrics[0]
     for key in ("critic/score/mean", "actor/pg_loss", "actor/kl_loss", "actor/entropy", "actor/grad_norm",
                 "response_length/mean", "timing_s/gen", "timing_s/update_actor", "perf/throughput",
                 "reward/think_format", "reward/accuracy"):
         assert key in metrics[-1], key
-    assert "val/score/mean" in metrics[2] and "val/score/mean" in metrics[5]
+    assert "val/score/mean" in metrics[3] and "val/score/mean" in metrics[6]
 
     # Same data order as an uninterrupted run: the loader is a pure function of (seed, step).
     from data.build import load_samples

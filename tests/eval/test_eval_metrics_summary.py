@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import pytest
 
@@ -79,3 +80,41 @@ def test_csv_columns_and_values(tmp_path):
     assert rows[0]["video"] == "v1" and rows[0]["exp_id"] == "3" and rows[0]["type_id"] == "1"
     assert float(rows[0]["J"]) == 50.0 and float(rows[0]["J&F"]) == 37.5 and float(rows[0]["R"]) == 75.0
     assert rows[0]["missing_frames"] == "2" and rows[0]["resized_frames"] == "1"
+
+
+def test_jf_stderr_and_target_count_splits_by_hand():
+    acc = MetricAccumulator()
+    acc.extend([
+        _row("a", "0", 0, 0.5, 0.25, num_objects=1),    # J&F 37.5
+        _row("a", "1", 0, 1.0, 0.75, num_objects=2),    # J&F 87.5
+        _row("b", "0", 0, 0.0, 0.5, num_objects=1),     # J&F 25
+    ])
+    s = acc.summary()
+    # mean 50; squared deviations 156.25 + 1406.25 + 625 = 2187.5; sample var / n = 2187.5 / 2 / 3
+    assert s["J&F_stderr"] == pytest.approx(math.sqrt(2187.5 / 6))
+    assert s["multi_target"]["J&F"] == pytest.approx(87.5) and s["multi_target"]["num_expressions"] == 1
+    assert s["multi_target"]["J&F_stderr"] is None                     # one expression: no error estimate
+    assert s["single_target"]["J&F"] == pytest.approx((37.5 + 25.0) / 2)
+    assert s["single_target"]["J&F_stderr"] == pytest.approx(6.25)     # std([37.5, 25]) = 8.839 / sqrt(2)
+    # Rows that do not know their objects give no target split.
+    plain = MetricAccumulator()
+    plain.add(_row("a", "0", 0, 0.5, 0.5))
+    assert "multi_target" not in plain.summary() and plain.summary()["J&F_stderr"] is None
+
+
+def test_revos_overall_stderr_combines_the_split_errors():
+    acc = MetricAccumulator(by_type=True)
+    acc.extend([
+        _row("v", "0", 0, 0.5, 0.5, num_objects=1),     # referring J&F 50
+        _row("v", "1", 0, 1.0, 0.5, num_objects=1),     # referring J&F 75  -> se 12.5
+        _row("v", "2", 1, 0.2, 0.4, num_objects=2),     # reasoning J&F 30
+        _row("v", "3", 1, 0.6, 0.4, num_objects=3),     # reasoning J&F 50  -> se 10
+        _row("v", "4", 2, 0.0, 0.0, num_objects=0),     # no target: in no split
+    ])
+    s = acc.summary()
+    assert s["referring"]["J&F_stderr"] == pytest.approx(12.5)
+    assert s["reasoning"]["J&F_stderr"] == pytest.approx(10.0)
+    # overall = (ref + reas) / 2, so its error is sqrt(12.5^2 + 10^2) / 2
+    assert s["J&F_stderr"] == s["overall"]["J&F_stderr"] == pytest.approx(math.sqrt(12.5 ** 2 + 10.0 ** 2) / 2)
+    assert s["multi_target"]["J&F"] == pytest.approx(40.0) and s["single_target"]["J&F"] == pytest.approx(62.5)
+    assert s["multi_target"]["num_expressions"] + s["single_target"]["num_expressions"] == 4

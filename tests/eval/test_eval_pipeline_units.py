@@ -113,6 +113,22 @@ def test_summary_metrics_names():
     assert metrics["val/referring/J&F"] == 50.0 and "val/reasoning/J&F" not in metrics
     assert metrics["val/diagnostics/keyframe_area_ratio"] == 0.5 and "val/diagnostics/aks_rounds" not in metrics
     assert metrics["val/timing_s/sampler"] == 1.5
+    assert "val/J&F_stderr" not in metrics and "val/multi_target/J&F" not in metrics
+    more = summary_metrics({**summary, "J&F_stderr": 2.5, "num_videos": 16, "multi_target": {"J&F": 40.0},
+                            "single_target": {"J&F": 70.0, "J&F_stderr": None}})
+    assert more["val/J&F_stderr"] == 2.5 and more["val/num_videos"] == 16.0
+    assert more["val/multi_target/J&F"] == 40.0 and more["val/single_target/J&F"] == 70.0
+
+
+def test_select_videos_warns_when_the_split_is_smaller_than_max_videos(caplog):
+    from rl.eval.actor import select_videos   # defined in rl.eval.pipeline (EvalPipeline.run uses it too)
+
+    ids = [f"v{i}" for i in range(4)]
+    with caplog.at_level("WARNING", logger="rl.eval.pipeline"):
+        assert select_videos(ids, -1) == ids and select_videos(ids, 2) == ["v0", "v1"]
+        assert not caplog.records
+        assert select_videos(ids, 16, "runs/data/synthetic (synthetic, split valid)") == ids
+    assert "eval.max_videos = 16" in caplog.text and "has only 4 videos" in caplog.text
 
 
 def test_overlay_tints_the_prediction_and_draws_the_gt_boundary():

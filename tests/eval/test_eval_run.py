@@ -33,6 +33,10 @@ def test_run_without_a_policy_uses_gt_cues(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["pipeline"]["sampler"] == "oracle" and summary["pipeline"]["oracle_cues"] is True
     assert summary["num_videos"] == 2 and summary["J&F"] is not None
+    # The synthetic reader's object ids give the target-count splits; every scored expression is in one.
+    assert "J&F_stderr" in summary and "multi_target" in summary and "single_target" in summary
+    split_sizes = [(summary[k] or {}).get("num_expressions", 0) for k in ("multi_target", "single_target")]
+    assert sum(split_sizes) == summary["num_expressions"]
     assert (tmp_path / "data" / "valid" / "meta_expressions.json").is_file()     # generated on demand
     assert (out / "per_expression.csv").is_file() and (out / "diagnostics.csv").is_file()
     printed = json.loads(capsys.readouterr().out)

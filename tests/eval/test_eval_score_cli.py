@@ -412,3 +412,22 @@ def test_refytvos_layout_with_palette_annotations(tmp_path, fmt):
     summary, rows = run_score(tmp_path, root, pred, fmt, "--split", "valid")
     assert [float(r["J&F"]) for r in rows] == [100.0, 0.0]
     assert summary["J&F"] == pytest.approx(50.0) and "R" not in summary
+
+
+def test_stderr_and_target_count_splits_from_the_readers_object_ids(tmp_path, mevis, revos):
+    root, fixture = mevis
+    pred = tmp_path / "pred_empty_split"
+    write_predictions(pred, fixture, empty(fixture))
+    summary, _ = run_score(tmp_path, root, pred, "mevis")
+    # Per-expression J&F x100: vidA/0 (1 object) 0, vidA/1 (2 objects) 0, vidB/0 (1 object) 50.
+    # mean 50/3; sample std = 50/sqrt(3); stderr = std / sqrt(3) = 50/3.
+    assert summary["J&F_stderr"] == pytest.approx(50 / 3)
+    assert summary["multi_target"]["J&F"] == 0.0 and summary["multi_target"]["num_expressions"] == 1
+    assert summary["single_target"]["J&F"] == pytest.approx(25.0)
+    root, fixture = revos
+    pred = tmp_path / "pred_revos_gt"
+    write_predictions(pred, fixture, fixture["gts"])
+    summary, _ = run_score(tmp_path, root, pred, "revos")
+    # The no-target expression (type 2, no objects) is in neither split.
+    assert summary["multi_target"]["num_expressions"] == 1 and summary["single_target"]["num_expressions"] == 2
+    assert summary["J&F_stderr"] is None          # one reasoning expression: no error estimate for overall

@@ -24,7 +24,7 @@ TINY = [
     "data.synthetic.num_videos=6", "data.synthetic.num_frames=4", "sft.max_steps=3",
     "trainer.total_steps=3", "trainer.train_batch_size=4", "actor.ppo_mini_batch_size=2", "rollout.n=4",
     "rollout.max_response_length=48", "trainer.save_freq=1", "trainer.val_freq=3", "trainer.val_num_prompts=4",
-    "trainer.log_samples_freq=2", "trainer.export_hf=false", "eval.freq=0",
+    "trainer.log_samples_freq=2", "trainer.export_hf=false", "eval.freq=0", "trainer.val_before_train=false",
     # Fewer processes on 2 cores: no reference policy, one reward worker.
     "actor.use_kl_loss=false", "cluster.reward.num_workers=1",
     "tracking.wandb_mode=offline", "tracking.group=two-node", "tracking.name=tiny",

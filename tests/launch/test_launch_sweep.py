@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 
 IOU = "reward.params.visionreasoner.iou_threshold"
 WACC = "reward.params.visionreasoner.weight_accuracy"
-LIGHT = ["sft.max_steps=2", "trainer.total_steps=2", "trainer.val_freq=2", "trainer.save_freq=2",
+LIGHT = ["sft.max_steps=2", "trainer.total_steps=2", "trainer.val_freq=2", "trainer.val_before_train=false",
+         "trainer.save_freq=2",
          "actor.use_kl_loss=false", "cluster.reward.num_workers=1"]
 
 

@@ -24,6 +24,7 @@ def truths(tmp_path_factory):
     return {
         "visionreasoner": {"objects": objects},
         "rcot_ktg": {"objects": objects},
+        "dense_grounding": {"objects": objects},
         "segzero_strict": {"objects": [{"bbox_2d": [4, 4, 12, 15], "points": [[6, 6], [10, 12]]}]},
         "rcot_aks": {"answer": "A"},
         "videoseg_r1": {"objects": objects, "masks": [rle(key)], "input_size": [S, S], "difficulty": 3.0,
@@ -133,7 +134,7 @@ def test_huge_outputs(name, truths):
         _check(name, result, low, high)
 
 
-@pytest.mark.parametrize("name", ["visionreasoner", "rcot_ktg", "videoseg_r1"])
+@pytest.mark.parametrize("name", ["visionreasoner", "rcot_ktg", "videoseg_r1", "dense_grounding"])
 def test_random_numeric_boxes_stay_in_range(name, truths):
     """Well-formed answers with random (negative, out-of-image, reversed) coordinates."""
     low, high = score_range(name)

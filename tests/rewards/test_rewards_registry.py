@@ -14,6 +14,7 @@ GROUNDING_GT = {"objects": [{"bbox_2d": [416, 7, 833, 553], "point_2d": [648, 24
 GT = {
     "visionreasoner": GROUNDING_GT,
     "rcot_ktg": GROUNDING_GT,
+    "dense_grounding": GROUNDING_GT,
     "videoseg_r1": dict(GROUNDING_GT, difficulty=9.0),
     "segzero_strict": {"objects": [{"bbox_2d": [10, 10, 50, 50], "points": [[20, 20], [40, 40]]}]},
     "rcot_aks": {"answer": "B"},

@@ -99,6 +99,7 @@ def test_quickstart_grpo_with_the_vllm_rollout_actor(tmp_path):
                      "trainer.run_dir=runs/vllm", "trainer.total_steps=3", "trainer.train_batch_size=4",
                      "actor.ppo_mini_batch_size=2", "rollout.n=4", "rollout.max_response_length=48",
                      "trainer.save_freq=3", "trainer.val_freq=3", "trainer.val_num_prompts=4", "eval.freq=0",
+                     "trainer.val_before_train=false",
                      "tracking.wandb_mode=disabled", f"rollout.vllm_python={VLLM_PYTHON}",
                      timeout=1200)
     finally:
