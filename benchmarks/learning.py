@@ -1,13 +1,14 @@
 """Does GRPO improve segmentation? The quickstart recipe over several seeds, then one table.
 
-For each seed S, in turn (hours each on a laptop CPU; not part of ``make bench``)::
+For each seed S, in turn (the quickstart: about 12 minutes each on 2 CPU cores; not part of ``make bench``)::
 
-    python -m launch.train recipe=quickstart trainer.seed=S trainer.run_dir=runs/learning/seed_S \\
-        trainer.experiment_name=learning_seed_S [overrides]
+    python -m launch.train recipe=quickstart trainer.seed=S model.tiny.seed=S \\
+        trainer.run_dir=runs/learning/seed_S trainer.experiment_name=learning_seed_S [overrides]
 
-Each seed has its own run directory, so it also makes its own CoT-SFT cold start
-(``<run_dir>/sft``, data order from ``trainer.seed``) from the same tiny initial model
-(``model.tiny.seed``; pass ``model.tiny.seed=...`` to vary it too). An override of
+A seed is the whole run's randomness: the tiny model's random weights and tokenizer corpus
+(``model.tiny.seed``), the CoT-SFT cold start's data order and the GRPO sampling
+(``trainer.seed``); the synthetic data set stays the same. Each seed has its own run
+directory, so it also makes its own cold start (``<run_dir>/sft``). An override of
 ``sft.output_dir`` or ``model.path`` makes the seeds share one starting policy. A run
 directory with checkpoints resumes (its wall time then counts only the resumed part).
 
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
+# Run as a script, this folder comes first on sys.path and its rewards.py would shadow the package.
+sys.path.insert(0, str(REPO))
 RESULT_FILE = "learning.json"
 # (column, width): the per-seed table.
 COLUMNS = (("seed", 6), ("J&F start", 10), ("J&F end", 9), ("J&F gain", 9), ("acc start", 10), ("acc end", 8),
@@ -41,7 +44,7 @@ COLUMNS = (("seed", 6), ("J&F start", 10), ("J&F end", 9), ("J&F gain", 9), ("ac
 def train_command(seed: int, root: Path, overrides: Sequence[str]) -> list[str]:
     """The launch.train command of one seed."""
     return [sys.executable, "-m", "launch.train", "recipe=quickstart", f"trainer.seed={seed}",
-            f"trainer.run_dir={root / f'seed_{seed}'}", f"trainer.experiment_name=learning_seed_{seed}", *overrides]
+            f"model.tiny.seed={seed}", f"trainer.run_dir={root / f'seed_{seed}'}", f"trainer.experiment_name=learning_seed_{seed}", *overrides]
 
 
 def run_seed(seed: int, root: Path, overrides: Sequence[str]) -> int:
@@ -104,13 +107,16 @@ def learning_table(rows: dict[int, dict[str, Optional[float]]]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="+", default=["0", "1", "2"], help="seeds (key=value overrides may follow)")
     parser.add_argument("--root", default="runs/learning", help="folder of the seed_<S> run directories")
     parser.add_argument("--report-only", action="store_true", help="no training: read the existing run directories")
     args, overrides = parser.parse_known_args(argv)
-    unknown = [o for o in overrides if "=" not in o]
+    # key=value overrides may stand anywhere, also right after the seeds ("--seeds 0 1 lr=...").
+    overrides = [o for o in args.seeds if "=" in o] + overrides
+    unknown = [o for o in overrides if "=" not in o] + [s for s in args.seeds if "=" not in s and not s.isdigit()]
     if unknown:
-        parser.error(f"unknown arguments {unknown}; overrides are key=value")
+        parser.error(f"unknown arguments {unknown}; seeds are integers, overrides are key=value")
+    args.seeds = [int(s) for s in args.seeds if "=" not in s]
     root = Path(args.root).resolve()
     failed = []
     if not args.report_only:

@@ -38,7 +38,8 @@ TRAIN_KEY = "reward/accuracy"
 TRAIN_LABEL = f"{TRAIN_KEY} (train, first / last {TRAIN_WINDOW} steps)"
 JF_KEY, JF_STDERR_KEY = "val/J&F", "val/J&F_stderr"
 VAL_KEYS = ("val/reward/accuracy", JF_KEY, "val/referring/J&F", "val/reasoning/J&F", "val/multi_target/J&F",
-            "val/diversity/distinct_answer_frac", "val/response_length/mean")
+            "val/diagnostics/box_iou_before_segmentation", "val/diversity/distinct_answer_frac",
+            "val/response_length/mean")
 STDERR_KEYS = {JF_KEY: JF_STDERR_KEY}
 COLUMNS = ("metric", "start", "end", "change")
 # reward/* keys that are pool counters, not reward components.

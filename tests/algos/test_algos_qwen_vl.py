@@ -76,7 +76,8 @@ def test_vl_update_matches_plain_torch_and_exports(vl_dir, vl_data, tmp_path):
     expected = {k: v.detach() for k, v in plain.state_dict().items()}
 
     # Adam's first step is ~lr * sign(g): the clipped gradients are the precise check; the weights
-    # agree to 1% of lr (float summation order moves near-cancelling gradients' updates).
+    # agree to 1% of lr wherever the gradient is clearly non-zero (float summation order moves
+    # near-cancelling gradients' updates by up to lr).
     results = {}
     for micro in (1, 3):
         worker = PolicyWorker(str(vl_dir), ModelConfig(), actor_cfg(micro))
@@ -90,8 +91,8 @@ def test_vl_update_matches_plain_torch_and_exports(vl_dir, vl_data, tmp_path):
         for name, grad in expected_grads.items():
             torch.testing.assert_close(grads[0][name], grad, rtol=1e-4, atol=1e-7, msg=lambda m: f"{name}: {m}")
         results[micro] = weights(worker)
-        assert_weights_close(results[micro], expected, atol=1e-6)
-    assert_weights_close(results[3], results[1], atol=1e-6)
+        assert_weights_close(results[micro], expected, atol=1e-6, grads=expected_grads, lr=LR)
+    assert_weights_close(results[3], results[1], atol=1e-6, grads=expected_grads, lr=LR)
 
     out = worker.export_hf(str(tmp_path / "export"))
     load_processor(out)  # processor / tokenizer files were copied

@@ -56,7 +56,7 @@ def test_report_only_table_per_seed_mean_and_std(tmp_path, capsys):
 def test_train_command_gives_each_seed_its_own_run_dir_and_seed(tmp_path):
     bench = _load()
     cmd = bench.train_command(3, tmp_path, ["trainer.total_steps=10"])
-    assert cmd[1:] == ["-m", "launch.train", "recipe=quickstart", "trainer.seed=3",
+    assert cmd[1:] == ["-m", "launch.train", "recipe=quickstart", "trainer.seed=3", "model.tiny.seed=3",
                        f"trainer.run_dir={tmp_path / 'seed_3'}", "trainer.experiment_name=learning_seed_3",
                        "trainer.total_steps=10"]
 
@@ -66,3 +66,26 @@ def test_mean_std_edge_cases_and_missing_runs(tmp_path, capsys):
     assert bench.mean_std([]) == (None, None) and bench.mean_std([None, 2.0]) == (2.0, None)
     assert bench.main(["--seeds", "7", "--report-only", "--root", str(tmp_path)]) == 1
     assert "no metrics" in capsys.readouterr().err
+
+
+def test_overrides_may_follow_the_seeds(tmp_path, monkeypatch):
+    bench = _load()
+    calls = []
+    monkeypatch.setattr(bench, "run_seed", lambda seed, root, overrides: calls.append((seed, list(overrides))) or 0)
+    bench.main(["--seeds", "1", "2", "actor.optim.lr=1e-4", "--root", str(tmp_path), "trainer.total_steps=5"])
+    assert calls == [(1, ["actor.optim.lr=1e-4", "trainer.total_steps=5"]), (2, ["actor.optim.lr=1e-4", "trainer.total_steps=5"])]
+    with pytest.raises(SystemExit):
+        bench.main(["--seeds", "1", "oops", "--root", str(tmp_path)])
+
+
+def test_runs_as_a_script(tmp_path):
+    """``python benchmarks/learning.py`` (the documented command): its folder's rewards.py must not
+    shadow the rewards package when the report is read."""
+    import subprocess
+    import sys
+
+    _fake_run(tmp_path / "seed_4", 20.0, 30.0, 0.2, 0.4, 100.0)
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "learning.py"), "--seeds", "4", "--report-only",
+                             "--root", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert any(line.split()[:4] == ["4", "20.000", "30.000", "10.000"] for line in result.stdout.splitlines())

@@ -19,7 +19,8 @@ def _write_run(run_dir: Path) -> None:
         row = {"step": step, "reward/accuracy": step / 100, "reward/think_format": 1.0, "reward/failed": 0.0,
                "diversity/zero_variance_group_frac": 0.5, "diversity/valid_answer_frac": 0.9}
         if step == 30:
-            row.update({"val/reward/accuracy": 0.3, "val/J&F": 35.0, "val/J&F_stderr": 4.5, "val/reasoning/J&F": 33.0})
+            row.update({"val/reward/accuracy": 0.3, "val/J&F": 35.0, "val/J&F_stderr": 4.5, "val/reasoning/J&F": 33.0,
+                        "val/diagnostics/box_iou_before_segmentation": 0.25})
         if step == 60:
             row.update({"val/reward/accuracy": 0.5, "val/J&F": 45.0, "val/J&F_stderr": 4.0, "val/referring/J&F": 50.0,
                         "val/reasoning/J&F": "nan", "val/diversity/distinct_answer_frac": 0.25,
@@ -50,6 +51,7 @@ def test_report_values_by_hand(tmp_path):
     md = report.markdown()
     assert "| val/J&F | 30.000 ± 3.000 | 45.000 ± 4.000 | +15.000 ± 5.000 |" in md
     assert "| val/multi_target/J&F | - | - | - |" in md
+    assert "| val/diagnostics/box_iou_before_segmentation | - | 0.250 | - |" in md   # no step-0 value
     assert "| reward/accuracy (train, first / last 25 steps) | 0.130 | 0.480 | +0.350 |" in md
     assert "| val/diversity/distinct_answer_frac | 0.500 | 0.250 | -0.250 |" in md
 
