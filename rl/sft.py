@@ -66,7 +66,11 @@ def run_sft(cfg: Config, init_path: str, records: Sequence[dict[str, Any]]) -> P
             encode_for_sft(processor, chunk, [r["sft_target"] for r in chunk])
             for chunk in tqdm(chunks, desc="encode SFT samples", unit="chunk", dynamic_ncols=True)
         ])
-        loader = PromptLoader(list(records), min(cfg.sft.batch_size, len(records)), seed=cfg.trainer.seed)
+        # Fewer samples than sft.batch_size: one batch of all of them, cut to a multiple of the ranks.
+        batch_size = min(cfg.sft.batch_size, len(records)) // group.world_size * group.world_size
+        if batch_size == 0:
+            raise ValueError(f"SFT needs at least {group.world_size} samples (one per rank), got {len(records)}")
+        loader = PromptLoader(list(records), batch_size, seed=cfg.trainer.seed)
         bar = tqdm(range(1, steps + 1), desc="SFT", unit="step", dynamic_ncols=True)
         for step in bar:
             encoded = dataset.select(loader.next_indices()).trimmed()

@@ -36,6 +36,10 @@ def hand_loss(logp, old, ref, adv, mask, entropy, eps_low=0.2, eps_high=0.2, cli
 ADAM_NOISE_PARAMS = ("k_proj.bias", "qkv.bias")
 
 
+def _max(values: torch.Tensor) -> float:
+    return float(values.max()) if values.numel() else 0.0
+
+
 def assert_weights_close(actual: dict, expected: dict, atol: float = 1e-6, grads: dict | None = None,
                          lr: float = 0.0) -> None:
     """``actual`` holds every name of ``expected`` and agrees within ``atol`` (noise-only params
@@ -44,7 +48,8 @@ def assert_weights_close(actual: dict, expected: dict, atol: float = 1e-6, grads
     With ``grads`` (the reference gradients of one Adam step at learning rate ``lr``): elements
     whose gradient is within 100 x Adam's eps of 0 are only held to ``lr`` (Adam's first update
     ``lr * g / (|g| + eps)`` of such an element turns float summation noise into a sizeable step);
-    every other element is held to ``atol``."""
+    every other element is held to ``atol``. With ``lr`` but no ``grads``: at most 0.1% of each
+    tensor's elements (such near-cancelling gradients are rare) may exceed ``atol``, up to ``lr``."""
     missing = set(expected) - set(actual)
     assert not missing, f"missing weights: {sorted(missing)}"
     for name, tensor in expected.items():
@@ -56,7 +61,14 @@ def assert_weights_close(actual: dict, expected: dict, atol: float = 1e-6, grads
             diff = (actual[name] - tensor).abs()
             assert bool((diff <= tolerance).all()), (
                 f"{name}: max diff {float(diff.max()):.3g} (well-conditioned elements: "
-                f"{float(diff[~ill_conditioned].max(initial=0)):.3g} > {atol})")
+                f"{_max(diff[~ill_conditioned]):.3g} > {atol})")
+            continue
+        if lr > 0 and atol > 0:
+            diff = (actual[name] - tensor).abs()
+            outliers = int((diff > atol).sum())
+            assert outliers <= max(1, tensor.numel() // 1000) and _max(diff) <= lr, (
+                f"{name}: {outliers} of {tensor.numel()} elements differ by more than {atol} "
+                f"(max {float(diff.max()):.3g}, lr {lr})")
             continue
         torch.testing.assert_close(actual[name], tensor, rtol=0, atol=atol, msg=lambda m: f"{name}: {m}")
 

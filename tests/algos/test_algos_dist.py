@@ -27,9 +27,10 @@ def test_two_ranks_match_one_rank(tmp_path):
     torch.testing.assert_close(torch.cat([ranks[0]["logp"], ranks[1]["logp"]]), single["logp"], rtol=1e-5, atol=1e-6)
     # Adam's first step is ~lr * g / |g|: float summation order (reduce-scatter vs one rank) moves
     # near-cancelling gradients' updates by ~1e-6 (lr is 1e-3); the gradient's scale, which Adam's
-    # first step cannot see, is checked through the actor/grad_norm metric below
-    for key in ("weights", "sft_weights"):
-        assert_weights_close(ranks[0][key], single[key], atol=3e-6)
+    # first step cannot see, is checked through the actor/grad_norm metric below. A rare element
+    # whose gradient nearly cancels may move by up to lr (assert_weights_close allows 0.1% of them)
+    for key, lr in (("weights", 1e-3), ("sft_weights", 1e-2)):   # actor_cfg / sft_cfg in dist_helpers
+        assert_weights_close(ranks[0][key], single[key], atol=3e-6, lr=lr)
         assert_weights_close(ranks[1][key], ranks[0][key], atol=0)
     for key in ("metrics", "sft_metrics"):
         assert ranks[0][key] == ranks[1][key]  # reduced metrics agree across ranks
