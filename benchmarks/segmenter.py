@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rewards.segmentation.base import ObjectPrompt, Segmenter  # noqa: E402
+from rewards.vision.base import ObjectPrompt, Segmenter  # noqa: E402
 
 
 def make_groups(groups: int, n: int, frame: int, seed: int) -> list[tuple[np.ndarray, list[list[ObjectPrompt]]]]:
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     data = make_groups(args.groups, args.n, args.frame, args.seed)
 
-    from rewards.segmentation.grabcut import GrabCutSegmenter
+    from rewards.vision.grabcut import GrabCutSegmenter
 
     grabcut = GrabCutSegmenter()
     compare("grabcut", grabcut, grabcut, data, args.repeats, clear=lambda: None)
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.skip_sam2:
         import torch
 
-        from rewards.segmentation.sam2_image import Sam2ImageSegmenter
+        from rewards.vision.sam2_image import Sam2ImageSegmenter
 
         torch.set_num_threads(args.threads)
         cached = Sam2ImageSegmenter(args.sam2_config, image_size=args.sam2_size, cache_size=8)

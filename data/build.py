@@ -25,6 +25,15 @@ logged with its path, skipped and counted by reason in the :class:`BuildReport`
 Veason) are counted under ``filtered``. The CLI prints the summary and exits 1
 when nothing was built.
 
+Bad text never stops a build: an expression text holding invalid code points (a
+``"\\udc80"`` escape or bytes that are not UTF-8 in the metadata) is repaired by
+the reader (U+FFFD, see :mod:`data.text`) and counted under ``repaired``; a record
+that still holds text that cannot be written as UTF-8 (e.g. in a video id) is
+skipped as ``text_invalid``, naming the metadata file. Records are streamed to
+``<out stem>.partial.jsonl`` as they are built (:mod:`data.partial`): a failure
+after that (full disk, Ctrl-C, ...) keeps them there and the CLI names that
+file (exit 2); a finished build writes the output atomically and deletes it.
+
 ``max_samples`` caps the number of records (seeded random choice of expressions;
 AKS keeps A:B = 1:1). AKS: every expression with a target offers A (its keyframe)
 and, if the target is absent on some frame, B (a zero-area frame); equally many A
@@ -46,6 +55,9 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 import numpy as np
 
 from data import samples as S
+from data.partial import PartialSampleFile, encode_record, partial_path
+from data.readers.base import TEXT_REPAIRS_KEY
+from data.text import clean_strings, is_valid_text
 
 logger = logging.getLogger("data.build")
 
@@ -56,7 +68,12 @@ REQUIRED_KEYS = ("id", "task", "images", "prompt", "ground_truth")
 #: Problems kept verbatim in a report (all are counted).
 MAX_PROBLEMS_KEPT = 200
 
-__all__ = ["BuildReport", "build_samples", "load_samples", "write_samples", "split_videos", "main"]
+__all__ = ["BuildReport", "build_samples", "load_samples", "write_samples", "split_videos", "partial_path", "main"]
+
+
+def _printable(text: str) -> str:
+    """``text`` with invalid code points as backslash escapes (safe to print and log)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass
@@ -65,9 +82,11 @@ class BuildReport:
 
     ``skipped``: bad data by reason (``video_missing`` / ``video_unreadable``,
     ``frame_missing`` / ``frame_unreadable``, ``mask_missing`` / ``mask_unreadable``,
-    ``no_ground_truth``); ``filtered``: fine data that does not
+    ``no_ground_truth``, ``text_invalid``); ``filtered``: fine data that does not
     fit the task (``no_target``, ``no_zero_area_frame``, ``aks_balance``,
-    ``max_samples``); ``problems``: ``"reason: path: message"`` lines of the skips.
+    ``max_samples``); ``repaired``: data used after a repair (``invalid_text``: invalid
+    code points of an expression replaced by U+FFFD); ``problems``: ``"reason: path:
+    message"`` lines of the skips and repairs.
     """
 
     out_path: Path
@@ -77,15 +96,24 @@ class BuildReport:
     by_answer: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
     filtered: Counter = field(default_factory=Counter)
+    repaired: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     videos: int = 0
 
-    def add_skip(self, reason: str, message: str, path: Optional[str] = None) -> None:
-        self.skipped[reason] += 1
-        line = f"{reason}: {path}: {message}" if path else f"{reason}: {message}"
+    def _problem(self, reason: str, message: str, path: Optional[str]) -> str:
+        line = _printable(f"{reason}: {path}: {message}" if path else f"{reason}: {message}")
         if len(self.problems) < MAX_PROBLEMS_KEPT:
             self.problems.append(line)
-        logger.warning("skipped (%s) %s%s", reason, f"{path}: " if path else "", message)
+        return line
+
+    def add_skip(self, reason: str, message: str, path: Optional[str] = None) -> None:
+        self.skipped[reason] += 1
+        self._problem(reason, message, path)
+        logger.warning("skipped (%s) %s", reason, _printable(f"{path}: {message}" if path else message))
+
+    def add_repair(self, reason: str, message: str, path: Optional[str] = None) -> None:
+        self.repaired[reason] += 1
+        self._problem(reason, message, path)  # the reader logged it when it read the text
 
     def summary(self) -> str:
         def fmt(c: Counter) -> str:
@@ -97,6 +125,8 @@ class BuildReport:
             f"  skipped (bad data): {sum(self.skipped.values())} ({fmt(self.skipped)})",
             f"  filtered (not applicable): {sum(self.filtered.values())} ({fmt(self.filtered)})",
         ]
+        if self.repaired:
+            lines.append(f"  repaired (used after a fix): {sum(self.repaired.values())} ({fmt(self.repaired)})")
         if self.by_answer:
             lines.insert(2, f"  by answer: {fmt(self.by_answer)}")
         return "\n".join(lines)
@@ -104,7 +134,7 @@ class BuildReport:
     def to_dict(self) -> dict[str, Any]:
         return {"out_path": str(self.out_path), "task": self.task, "built": self.built, "videos": self.videos,
                 "by_split": dict(self.by_split), "by_answer": dict(self.by_answer), "skipped": dict(self.skipped),
-                "filtered": dict(self.filtered), "problems": list(self.problems)}
+                "filtered": dict(self.filtered), "repaired": dict(self.repaired), "problems": list(self.problems)}
 
 
 # ------------------------------------------------------------------------- split
@@ -141,7 +171,9 @@ def write_samples(records: Sequence[dict[str, Any]], out_path: str | Path) -> Pa
 
     Parquet: scalar and flat-list fields are native columns; fields holding dicts or nested
     lists (``ground_truth``) are JSON strings, listed in the schema metadata so that
-    :func:`load_samples` restores them. Both formats load to identical records.
+    :func:`load_samples` restores them. Both formats load to identical records. A record
+    holding text that cannot be written as UTF-8 raises ``ValueError`` naming it (nothing is
+    written then; :func:`build_samples` skips such records before they get here).
     """
     out = Path(out_path)
     if out.suffix not in (".jsonl", ".parquet"):
@@ -151,10 +183,12 @@ def write_samples(records: Sequence[dict[str, Any]], out_path: str | Path) -> Pa
     os.close(fd)
     try:
         if out.suffix == ".jsonl":
-            with open(tmp, "w", encoding="utf-8") as handle:
-                for rec in records:
-                    handle.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            with open(tmp, "wb") as handle:
+                for i, rec in enumerate(records):
+                    handle.write(_encoded(rec, i, out))
         else:
+            for i, rec in enumerate(records):
+                _encoded(rec, i, out)
             import pyarrow as pa
             import pyarrow.parquet as pq
 
@@ -172,11 +206,21 @@ def write_samples(records: Sequence[dict[str, Any]], out_path: str | Path) -> Pa
     return out
 
 
+def _encoded(record: dict[str, Any], index: int, out: Path) -> bytes:
+    try:
+        return encode_record(record)
+    except UnicodeEncodeError as exc:
+        raise ValueError(_printable(f"{out}: record {index} ({record.get('id', '?')!r}) holds text that is not "
+                                    f"valid Unicode: {exc}")) from None
+
+
 def load_samples(path: str | Path, split: Optional[str] = None) -> list[dict[str, Any]]:
     """Records of a JSONL or parquet sample file (optionally only ``split`` "train"/"val").
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file
-    and line / row for malformed content.
+    and line / row for malformed content. Invalid code points (``"\\udc80"`` escapes, bytes
+    that are not UTF-8) are replaced by U+FFFD in every string, with a warning naming the
+    line / row (:mod:`data.text`).
     """
     path = Path(path)
     if not path.is_file():
@@ -198,9 +242,10 @@ def load_samples(path: str | Path, split: Optional[str] = None) -> list[dict[str
                         row[col] = json.loads(row[col])
                     except (TypeError, ValueError) as exc:
                         raise ValueError(f"{path}: row {i} column {col!r} is not valid JSON: {exc}") from None
-            records.append({k: v for k, v in row.items() if v is not None or k not in json_cols})
+            row = {k: v for k, v in row.items() if v is not None or k not in json_cols}
+            records.append(_clean_record(row, f"{path}: row {i}"))
     elif path.suffix in (".jsonl", ".json"):
-        with open(path, "r", encoding="utf-8") as handle:
+        with open(path, "r", encoding="utf-8", errors="surrogateescape") as handle:
             for lineno, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
@@ -210,7 +255,7 @@ def load_samples(path: str | Path, split: Optional[str] = None) -> list[dict[str
                     raise ValueError(f"{path}:{lineno}: invalid JSON: {exc}") from None
                 if not isinstance(rec, dict):
                     raise ValueError(f"{path}:{lineno}: a record must be a JSON object")
-                records.append(rec)
+                records.append(_clean_record(rec, f"{path}:{lineno}"))
     else:
         raise ValueError(f"sample file must end in .jsonl or .parquet, got {path}")
     for i, rec in enumerate(records):
@@ -220,6 +265,13 @@ def load_samples(path: str | Path, split: Optional[str] = None) -> list[dict[str
     if split is not None:
         records = [r for r in records if r.get("split") == split]
     return records
+
+
+def _clean_record(record: dict[str, Any], where: str) -> dict[str, Any]:
+    cleaned, replaced = clean_strings(record)
+    if replaced:
+        logger.warning("%s: %d invalid code point(s) replaced by U+FFFD", _printable(where), replaced)
+    return cleaned
 
 
 # --------------------------------------------------------------------- dataset
@@ -265,9 +317,22 @@ def _progress(iterable: Iterable, total: int, desc: str, enabled: bool) -> Itera
     return tqdm(iterable, total=total, desc=desc, unit="it", dynamic_ncols=True)
 
 
+def _invalid_ids(reader: Any, vid: str, sample: Any, report: BuildReport) -> set[str]:
+    """Expressions whose video id or expression id is not valid text (counted ``text_invalid`` skips).
+
+    Ids name files and records, so they are not repaired like expression texts are.
+    """
+    bad = {e for e in sample.expressions if not (is_valid_text(vid) and is_valid_text(e))}
+    for exp_id in sorted(bad, key=repr):
+        report.add_skip("text_invalid", f"video {vid!r} expression {exp_id!r}: id holds invalid code points",
+                        str(getattr(reader, "meta_path", "")) or None)
+    return bad
+
+
 def _scan(reader: Any, videos: Sequence[str], report: BuildReport, progress: bool) -> dict[str, dict[str, np.ndarray]]:
-    """Pass 1: union target areas per expression of every readable video."""
+    """Pass 1: union target areas per expression of every readable video (text repairs counted)."""
     areas_by_video: dict[str, dict[str, np.ndarray]] = {}
+    source = str(getattr(reader, "meta_path", "")) or None
     for vid in _progress(videos, len(videos), "scan videos", progress):
         try:
             sample = reader[vid]
@@ -279,21 +344,50 @@ def _scan(reader: Any, videos: Sequence[str], report: BuildReport, progress: boo
             report.add_skip("no_ground_truth", f"video {vid!r} has no ground-truth masks "
                             f"({len(sample.expressions)} expressions)")
             continue
+        invalid = _invalid_ids(reader, vid, sample, report)
+        if len(invalid) == len(sample.expressions):
+            continue
+        for exp_id, replaced in sample.extra.get(TEXT_REPAIRS_KEY, {}).items():
+            if exp_id not in invalid:
+                report.add_repair("invalid_text", f"video {vid!r} expression {exp_id!r}: {replaced} invalid code "
+                                  "point(s) in the text replaced by U+FFFD", source)
         areas, failed = S.expression_areas(sample)
         for exp_id, skip in failed.items():
             report.add_skip(skip.reason, f"video {vid!r} expression {exp_id!r}: {skip}", skip.path)
-        areas_by_video[vid] = areas
+        areas_by_video[vid] = {e: a for e, a in areas.items() if e not in invalid}
     report.videos = len(areas_by_video)
     return areas_by_video
 
 
+@dataclass
+class _RecordSink:
+    """Finishes each built record: sets its ``split`` and streams it to the partial file.
+
+    A record that cannot be written as UTF-8 raises a ``text_invalid`` :class:`SampleSkip`
+    naming ``source`` (the metadata file).
+    """
+
+    partial: PartialSampleFile
+    val_videos: set[str]
+    source: Optional[str] = None
+
+    def add(self, record: dict[str, Any]) -> None:
+        record["split"] = "val" if record["video_id"] in self.val_videos else "train"
+        try:
+            self.partial.add(record)
+        except UnicodeEncodeError as exc:
+            raise S.SampleSkip("text_invalid", f"record {record.get('id')!r} holds text that is not valid "
+                               f"Unicode: {exc}", self.source) from None
+
+
 def _build_until(
     items: Sequence[Any], limit: int, make: Callable[[Any], dict[str, Any]], report: BuildReport, desc: str,
-    progress: bool,
+    progress: bool, sink: _RecordSink,
 ) -> tuple[list[dict[str, Any]], int]:
     """Build records from ``items`` in order until ``limit`` are built; skips are counted.
 
-    Returns ``(records, number of items not tried)``.
+    Each record goes through ``sink`` as soon as it is built. Returns ``(records, number
+    of items not tried)``.
     """
     out: list[dict[str, Any]] = []
     bar = _progress(None, min(limit, len(items)), desc, progress) if progress else None
@@ -303,7 +397,9 @@ def _build_until(
             break
         used += 1
         try:
-            out.append(make(item))
+            record = make(item)
+            sink.add(record)
+            out.append(record)
             if bar is not None:
                 bar.update(1)
         except S.SampleSkip as skip:
@@ -315,7 +411,7 @@ def _build_until(
 
 def _build_per_expression(
     areas_by_video: dict[str, dict[str, np.ndarray]], cache: _VideoCache, writer: S.FrameImageWriter,
-    opts: S.SampleOptions, limit: int, report: BuildReport, progress: bool,
+    opts: S.SampleOptions, limit: int, report: BuildReport, progress: bool, sink: _RecordSink,
 ) -> list[dict[str, Any]]:
     """KTG / Veason: one record per expression, in a seeded random order, until ``limit``."""
     plans = []
@@ -330,14 +426,15 @@ def _build_per_expression(
     plans = [plans[i] for i in rng.permutation(len(plans))]
     build = S.build_ktg_record if opts.task == "ktg" else S.build_veason_record
     records, untried = _build_until(
-        plans, limit, lambda p: build(cache[p[0]], p[1], p[2], writer, opts), report, f"build {opts.task}", progress)
+        plans, limit, lambda p: build(cache[p[0]], p[1], p[2], writer, opts), report, f"build {opts.task}", progress,
+        sink)
     report.filtered["max_samples"] += untried
     return records
 
 
 def _build_aks(
     areas_by_video: dict[str, dict[str, np.ndarray]], cache: _VideoCache, writer: S.FrameImageWriter,
-    opts: S.SampleOptions, cfg: Any, limit: int, report: BuildReport, progress: bool,
+    opts: S.SampleOptions, cfg: Any, limit: int, report: BuildReport, progress: bool, sink: _RecordSink,
 ) -> list[dict[str, Any]]:
     """AKS: balanced A/B candidates (:func:`data.samples.balance_aks`), records interleaved A, B, A, B, ..."""
     candidates: list[S.AksCandidate] = []
@@ -354,8 +451,8 @@ def _build_aks(
     report.filtered["aks_balance"] += len(candidates) - len(a_list) - len(b_list)
     per_class = len(a_list) if limit == sys.maxsize else min(len(a_list), limit // 2)
     make = lambda c: S.build_aks_record(cache[c.video_id], c, writer, opts)  # noqa: E731
-    built_a, untried_a = _build_until(a_list, per_class, make, report, "build aks A", progress)
-    built_b, untried_b = _build_until(b_list, per_class, make, report, "build aks B", progress)
+    built_a, untried_a = _build_until(a_list, per_class, make, report, "build aks A", progress, sink)
+    built_b, untried_b = _build_until(b_list, per_class, make, report, "build aks B", progress, sink)
     n = min(len(built_a), len(built_b))
     report.filtered["aks_balance"] += len(built_a) + len(built_b) - 2 * n
     report.filtered["max_samples"] += untried_a + untried_b
@@ -376,7 +473,9 @@ def build_samples(
     the task; None = the task's default). image_dir: where model-input images go (default
     ``<out_path dir>/images``). option_overrides: extra :class:`data.samples.SampleOptions`
     fields (``tau_neg``, ``cues_from``, ``negative_points``). Returns the :class:`BuildReport`
-    (the file holds train and val records, see the module docstring).
+    (the file holds train and val records, see the module docstring). Records are streamed to
+    :func:`partial_path` while they are built; on any failure after that the file is kept
+    (the exception gets a note naming it), after success it is deleted.
     """
     out_path = Path(out_path)
     opts = S.SampleOptions.from_data_config(cfg, reward=reward, **option_overrides)
@@ -388,19 +487,26 @@ def build_samples(
     areas_by_video = _scan(reader, videos, report, progress)
     cache = _VideoCache(reader)
     limit = cfg.max_samples if cfg.max_samples > 0 else sys.maxsize
-
-    if opts.task == "aks":
-        records = _build_aks(areas_by_video, cache, writer, opts, cfg, limit, report, progress)
-    else:
-        records = _build_per_expression(areas_by_video, cache, writer, opts, limit, report, progress)
-
-    for rec in records:
-        rec["split"] = "val" if rec["video_id"] in val_videos else "train"
-        report.by_split[rec["split"]] += 1
+    sink = _RecordSink(PartialSampleFile(out_path), val_videos, str(getattr(reader, "meta_path", "")) or None)
+    try:
         if opts.task == "aks":
-            report.by_answer[rec["ground_truth"]["answer"]] += 1
-    report.filtered = Counter({k: v for k, v in report.filtered.items() if v})
-    write_samples(records, out_path)
+            records = _build_aks(areas_by_video, cache, writer, opts, cfg, limit, report, progress, sink)
+        else:
+            records = _build_per_expression(areas_by_video, cache, writer, opts, limit, report, progress, sink)
+        for rec in records:
+            report.by_split[rec["split"]] += 1
+            if opts.task == "aks":
+                report.by_answer[rec["ground_truth"]["answer"]] += 1
+        report.filtered = Counter({k: v for k, v in report.filtered.items() if v})
+        write_samples(records, out_path)
+    except BaseException as exc:
+        kept = sink.partial.keep()
+        if kept is not None:
+            note = f"{sink.partial.count} records built before the failure are kept in {kept}"
+            logger.error("building %s failed (%s); %s", out_path, type(exc).__name__, note)
+            exc.add_note(note)
+        raise
+    sink.partial.discard()
     report.built = len(records)
     return report
 
@@ -411,7 +517,8 @@ _USAGE = __doc__.split("Output:")[0].strip()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """CLI entry point; returns the process exit code (0 ok, 1 nothing built, 2 usage / config error)."""
+    """CLI entry point; returns the process exit code (0 ok, 1 nothing built, 2 usage / config / data / I/O
+    error; the message names the ``.partial.jsonl`` file when records built before the error were kept)."""
     from rl.config import ConfigError, load_config, parse_cli
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -450,7 +557,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         report = build_samples(cfg.data, out, reward=cfg.reward.name if explicit_reward else None,
                                tau_neg=cfg.reward.params.videoseg_r1.tau_neg)
     except (OSError, ValueError) as exc:
-        print(f"data.build: {type(exc).__name__}: {exc}", file=sys.stderr)
+        notes = "".join(f"\n  {n}" for n in getattr(exc, "__notes__", ()))
+        print(f"data.build: {type(exc).__name__}: {exc}{notes}", file=sys.stderr)
         return 2
     print(report.summary())
     if report.problems:

@@ -147,12 +147,18 @@ def _rgb_to_ids(rgb: np.ndarray, path: PathLike) -> np.ndarray:
 
 
 def read_json(path: PathLike, what: str = "JSON file") -> Any:
-    """Parse a JSON file; missing -> :class:`MissingFileError`, bad JSON -> :class:`CorruptFileError`."""
+    """Parse a JSON file; missing -> :class:`MissingFileError`, bad JSON -> :class:`CorruptFileError`.
+
+    Bytes that are not UTF-8 do not reject the file: they are decoded with
+    ``errors="surrogateescape"`` (one lone surrogate per bad byte), the same as a
+    ``"\\udc80"`` escape would give; the readers replace those where the text is used
+    (:mod:`data.text`), so one bad byte costs one character, not the data set.
+    """
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(path, what)
     try:
-        with open(path, "r", encoding="utf-8") as handle:
+        with open(path, "r", encoding="utf-8", errors="surrogateescape") as handle:
             return json.load(handle)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CorruptFileError(path, f"invalid JSON: {exc}") from None

@@ -70,13 +70,14 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from data import cues, prompts
+from data.config import TASKS  # the one list of sample tasks (data.task's choices)
 from data import rle as rle_codec
 from data.types import VideoSample
 
 __all__ = [
     "TASKS",
     "DEFAULT_REWARDS",
-    "TASK_REWARDS",
+    "task_rewards",
     "SampleOptions",
     "SampleSkip",
     "DATA_EXCEPTIONS",
@@ -94,15 +95,16 @@ __all__ = [
     "build_veason_record",
 ]
 
-TASKS = ("ktg", "aks", "veason")
 #: Reward used by a task's records unless one is given.
 DEFAULT_REWARDS = {"ktg": "visionreasoner", "aks": "rcot_aks", "veason": "veason_r1"}
-#: Rewards whose ground truth a task's records carry.
-TASK_REWARDS = {
-    "ktg": ("visionreasoner", "segzero_strict", "rcot_ktg", "videoseg_r1", "dense_grounding"),
-    "aks": ("rcot_aks",),
-    "veason": ("veason_r1",),
-}
+
+
+def task_rewards(task: str) -> tuple[str, ...]:
+    """Rewards that score a task's records: each reward declares its tasks (``Reward.tasks``)."""
+    from rewards.registry import task_rewards as declared  # imported on use: data does not need the rewards
+
+    return declared(task)
+
 
 # Exceptions a frame / mask loader raises for bad data (data.io's MissingFileError is an
 # OSError, CorruptFileError and data.rle.RLEError are ValueErrors, unknown ids LookupErrors).
@@ -137,9 +139,9 @@ class SampleOptions:
         if len(self.input_size) != 2 or min(self.input_size) <= 0:
             raise ValueError(f"input_size must be [W, H] > 0, got {list(self.input_size)}")
         object.__setattr__(self, "input_size", (int(self.input_size[0]), int(self.input_size[1])))
-        if self.reward is not None and self.reward not in TASK_REWARDS[self.task]:
+        if self.reward is not None and self.reward not in task_rewards(self.task):
             raise ValueError(
-                f"reward {self.reward!r} does not fit task {self.task!r}; expected one of {TASK_REWARDS[self.task]}"
+                f"reward {self.reward!r} does not fit task {self.task!r}; expected one of {task_rewards(self.task)}"
             )
         if self.cues_from not in ("resized", "scaled"):
             raise ValueError(f"cues_from must be 'resized' or 'scaled', got {self.cues_from!r}")

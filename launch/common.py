@@ -1,15 +1,15 @@
-"""Shared start-up of the launchers: config, logging, paths, data, model, Ray."""
+"""Shared start-up of the launchers: config and logging. Paths, data and Ray start-up live in
+:mod:`rl.run_setup` (the library needs them too) and are re-exported here."""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
-from rl.config import Config, ConfigError, load_config, parse_cli, to_yaml
+from rl.config import Config, ConfigError, load_config, parse_cli
+from rl.run_setup import (PreparedData, absolutize, image_size, init_ray, prepare_data,  # noqa: F401 - re-exported
+                          save_resolved_config, shutdown_ray)
 
 log = logging.getLogger("launch")
 
@@ -21,99 +21,55 @@ def setup_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def config_from_argv(argv: Sequence[str], default_recipe: Optional[str] = "quickstart") -> tuple[Config, list[str]]:
-    """``key=value`` overrides (and ``recipe=``/``cluster=``) -> validated Config; returns leftover flags.
-
-    A config error prints one clear line and exits with status 2.
-    """
-    overrides, flags = parse_cli(argv)
+def launch_config(overrides: Sequence[str], default_recipe: Optional[str] = "quickstart") -> Config:
+    """The validated config of ``key=value`` overrides (and ``recipe=``/``cluster=``) as the launchers
+    resolve it: ``recipe=<default_recipe>`` unless one is given. Raises :class:`ConfigError`."""
+    overrides = list(overrides)
     if default_recipe and not any(o.startswith("recipe=") for o in overrides):
         overrides = [f"recipe={default_recipe}", *overrides]
+    return load_config(overrides)
+
+
+def missing_files(cfg: Config) -> list[str]:
+    """``key = path`` of every configured input file the run will read that does not exist.
+
+    Checked on the machine that runs (not by ``launch.submit``: a submitted config names files
+    of the cluster): ``model.path``, ``data.samples_path``, the SAM2 checkpoint of the reward's
+    segmenter (when the reward uses masks), and, when the run evaluates (``eval.freq > 0``),
+    the evaluated checkpoint, the sampler model and the SAM2 / XMem weights the pipeline loads.
+    """
+    from pathlib import Path
+
+    from rewards.registry import mask_rewards
+
+    checks = [("model.path", cfg.model.path), ("data.samples_path", cfg.data.samples_path)]
+    if cfg.reward.segmenter.backend == "sam2" and cfg.reward.name in mask_rewards():
+        checks.append(("reward.segmenter.checkpoint", cfg.reward.segmenter.checkpoint))
+    ev = cfg.eval
+    if ev.freq > 0:
+        checks += [("eval.checkpoint", ev.checkpoint), ("eval.sampler_model", ev.sampler_model)]
+        if "sam2" in (ev.segmenter.backend, ev.propagator):
+            checks.append(("eval.segmenter.checkpoint", ev.segmenter.checkpoint))
+        if ev.propagator == "xmem":
+            checks.append(("eval.xmem_checkpoint", ev.xmem_checkpoint))
+    return [f"{key} = {path!r}" for key, path in checks if path and "://" not in path and not Path(path).exists()]
+
+
+def config_from_argv(argv: Sequence[str], default_recipe: Optional[str] = "quickstart",
+                     check_files: bool = True) -> tuple[Config, list[str]]:
+    """``key=value`` overrides (and ``recipe=``/``cluster=``) -> validated Config with absolute paths;
+    returns leftover flags.
+
+    A config error (a bad value, or with ``check_files`` a configured input file that does not
+    exist, :func:`missing_files`; never for ``--dry-run``) prints one clear line and exits with status 2.
+    """
+    overrides, flags = parse_cli(argv)
     try:
-        cfg = load_config(overrides)
+        cfg = absolutize(launch_config(overrides, default_recipe))
+        missing = missing_files(cfg) if check_files and "--dry-run" not in flags else []
+        if missing:
+            raise ConfigError(f"file(s) not found: {'; '.join(missing)}")
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    return absolutize(cfg), flags
-
-
-def absolutize(cfg: Config) -> Config:
-    """Resolve relative paths against the current folder (Ray workers may run elsewhere)."""
-    cfg.trainer.run_dir = str(Path(cfg.trainer.run_dir).resolve())
-    cfg.data.root = str(Path(cfg.data.root).resolve())
-    for holder, key in ((cfg.data, "samples_path"), (cfg.model, "path"), (cfg.sft, "output_dir"),
-                        (cfg.reward.segmenter, "checkpoint"), (cfg.eval, "checkpoint"), (cfg.eval, "dataset_root"),
-                        (cfg.eval, "out_dir"), (cfg.eval, "sampler_model"), (cfg.eval, "xmem_checkpoint"),
-                        (cfg.eval.segmenter, "checkpoint")):
-        value = getattr(holder, key)
-        if value and "://" not in value:
-            setattr(holder, key, str(Path(value).resolve()))
-    return cfg
-
-
-def save_resolved_config(cfg: Config, name: str = "config.yaml") -> Path:
-    run_dir = Path(cfg.trainer.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / name
-    path.write_text(to_yaml(cfg))
-    return path
-
-
-@dataclass
-class PreparedData:
-    train: list[dict[str, Any]]
-    val: list[dict[str, Any]]
-
-
-def prepare_data(cfg: Config) -> PreparedData:
-    """Generate the synthetic data set if needed, build the training samples, load them.
-
-    ``data.samples_path`` points at pre-built samples (split by their ``"split"`` field);
-    otherwise the samples are (re)built deterministically into ``<run_dir>/data/``, so a
-    resumed run sees the same records in the same order.
-    """
-    from data.build import build_samples, load_samples
-
-    if cfg.data.samples_path:
-        path = Path(cfg.data.samples_path)
-        if not path.exists():
-            raise FileNotFoundError(f"data.samples_path does not exist: {path}")
-    else:
-        path = Path(cfg.trainer.run_dir) / "data" / f"{cfg.data.task}.jsonl"
-        report = build_samples(cfg.data, path, reward=cfg.reward.name,
-                               tau_neg=cfg.reward.params.videoseg_r1.tau_neg)
-        log.info("data: built %d samples (%s), skipped %s", report.built, dict(report.by_split),
-                 dict(report.skipped) or "nothing")
-    train, val = load_samples(path, split="train"), load_samples(path, split="val")
-    if not train:
-        raise ValueError(f"no training samples in {path}")
-    return PreparedData(train, val)
-
-
-def init_ray(cfg: Config) -> None:
-    """Connect to ``cluster.address`` or start a local Ray instance sized by the cluster config."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    env_vars = {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
-    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env_vars}, "log_to_driver": True}
-    if cfg.cluster.address:
-        kwargs["address"] = cfg.cluster.address
-    else:
-        kwargs["num_cpus"] = cfg.cluster.num_cpus
-        kwargs["include_dashboard"] = False
-    ray.init(**kwargs)
-
-
-def shutdown_ray() -> None:
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-
-
-def image_size(cfg: Config) -> int:
-    return int(max(cfg.data.input_size))
+    return cfg, flags

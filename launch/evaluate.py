@@ -3,14 +3,16 @@
 Sub-commands::
 
     python -m launch.evaluate score --dataset-root ROOT --format mevis|revos|refytvos|davis \\
-        --pred DIR --out OUT [--split NAME] [--workers N] [--bound-th 0.008] [--no-progress]
+        --pred DIR --out OUT [--split NAME] [--workers N] [--bound-th 0.008] [--threshold T] [--no-progress]
     python -m launch.evaluate run [checkpoint=PATH] dataset.root=ROOT dataset.format=FORMAT \\
         [dataset.split=NAME] [out=OUT] [max_videos=N] [recipe=NAME] [eval.sampler=...] [eval.propagator=...] ...
 
 ``score`` scores an existing prediction folder ``DIR/<video>/<expression id>/<frame>.png``
-(non-zero = foreground) and writes ``OUT/per_expression.csv`` and
+(binary masks, 0/255 or 0/1, or one-object palette PNGs; soft maps only with
+``--threshold T``, see :mod:`rl.eval.prediction_io`) and writes ``OUT/per_expression.csv`` and
 ``OUT/summary.json`` (J, F, J&F x100; ReVOS adds referring / reasoning /
-overall and R). See :mod:`rl.eval.scoring`.
+overall and R). See :mod:`rl.eval.scoring`. Exit status 2, nothing written, for a
+missing or empty prediction folder or a PNG that is not a valid mask (named).
 
 ``run`` evaluates a policy end to end (:class:`rl.eval.pipeline.EvalPipeline`): frame
 sampler -> grounding -> keyframe segmenter -> propagation -> the same scoring, writing
@@ -60,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--workers", type=_positive_int, default=1, help="processes over videos (default 1)")
     score.add_argument("--bound-th", type=float, default=DEFAULT_BOUND_TH,
                        help="F boundary tolerance: fraction of the diagonal (<1) or pixels (>=1); default 0.008")
+    score.add_argument("--threshold", type=float, default=None,
+                       help="binarise soft grey prediction maps: foreground = value >= T x full scale, T in (0, 1) "
+                            "(default: only binary masks are accepted)")
     score.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     score.set_defaults(handler=_cmd_score)
 
@@ -78,6 +83,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         summary = run_score(
             args.dataset_root, args.dataset_format, args.pred, args.out,
             split=args.split, workers=args.workers, bound_th=args.bound_th, progress=not args.no_progress,
+            threshold=args.threshold,
         )
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
         print(f"evaluate score: error: {exc}", file=sys.stderr)
@@ -128,7 +134,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if bad:
         print(f"evaluate run: arguments must be key=value, got {bad}", file=sys.stderr)
         return EXIT_USAGE
-    cfg, _ = config_from_argv(run_overrides(argv))
+    cfg, _ = config_from_argv(run_overrides(argv), check_files=False)  # the pipeline checks what it loads
     ev = cfg.eval
     ev.checkpoint, ev.dataset_root, ev.sampler_model, ev.xmem_checkpoint = map(
         _absolute, (ev.checkpoint, ev.dataset_root, ev.sampler_model, ev.xmem_checkpoint))

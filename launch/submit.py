@@ -10,11 +10,20 @@
 
 Submitting uploads the repository as the job's ``working_dir`` (without
 ``runs/``, ``.venv/``, ``.git/``, caches and W&B folders), forwards ``WANDB_*``
-variables (API key, mode, entity, ...) and ``--env KEY=VALUE`` to the job,
+variables (mode, entity, project, ...) and ``--env KEY=VALUE`` to the job,
 runs ``python -m launch.train <items> cluster.address=auto`` (``--module`` picks
 another launcher, e.g. ``launch.sweep``) and follows its logs until it ends
 (``--no-wait`` returns the job id at once). The exit status is 0 when the job
 succeeded.
+
+Secrets never go into the job's runtime env, because Ray writes runtime envs to
+its logs in plain text: variables whose names look secret (``*API_KEY*``,
+``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ``*CREDENTIAL*``; e.g.
+``WANDB_API_KEY``) are not forwarded, and ``--env`` refuses them. The job gets
+them either from the Ray nodes' own environment (what the node processes were
+started with) or from ``--secrets-file PATH``: a ``KEY=VALUE`` file (mode 600)
+the head node can read; only its path is sent, and the job's driver reads it
+(:mod:`launch.with_secrets`).
 
 Ray 2.60 token authentication: the dashboard rejects requests without
 ``Authorization: Bearer <token>`` when the cluster runs with
@@ -32,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shlex
 import sys
 import time
@@ -44,8 +54,10 @@ DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 # Never uploaded with the working_dir (gitignore syntax, relative to it).
 EXCLUDES = ["runs/", ".venv/", "venv/", ".git/", "**/__pycache__/", "*.pyc", ".pytest_cache/", ".hypothesis/",
             "*.egg-info/", "wandb/", "outputs/", ".mypy_cache/", ".ruff_cache/"]
-# Client environment variables forwarded to the job (prefixes).
+# Client environment variables forwarded to the job (prefixes), secrets excepted.
 FORWARD_PREFIXES = ("WANDB_",)
+# Variable names treated as secrets: never put into a runtime env (Ray logs those in plain text).
+SECRET_NAME = re.compile(r"API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 MODULES = ("launch.train", "launch.sweep", "launch.sft", "launch.evaluate")
 COMMANDS = ("status", "stop", "logs", "list")
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -122,14 +134,31 @@ def _explain(exc: Exception, address: str, token: Optional[Token]) -> str:
 # ------------------------------------------------------------- the job
 
 
-def forwarded_env(env: Optional[Mapping[str, str]] = None, extra: Sequence[str] = ()) -> dict[str, str]:
-    """``WANDB_*`` variables of the client plus ``KEY=VALUE`` items of ``--env``."""
+def is_secret_name(name: str) -> bool:
+    """True for variable names that look like they hold a secret (see :data:`SECRET_NAME`)."""
+    return SECRET_NAME.search(name) is not None
+
+
+def withheld_secrets(env: Optional[Mapping[str, str]] = None) -> list[str]:
+    """Names of the client's ``WANDB_*`` variables that are secrets and so are not forwarded."""
     env = os.environ if env is None else env
-    out = {k: v for k, v in env.items() if k.startswith(FORWARD_PREFIXES)}
+    return sorted(k for k in env if k.startswith(FORWARD_PREFIXES) and is_secret_name(k))
+
+
+def forwarded_env(env: Optional[Mapping[str, str]] = None, extra: Sequence[str] = ()) -> dict[str, str]:
+    """``WANDB_*`` variables of the client (secrets excepted) plus ``KEY=VALUE`` items of ``--env``.
+
+    A secret-looking ``--env`` key raises :class:`SubmitError` (use ``--secrets-file``).
+    """
+    env = os.environ if env is None else env
+    out = {k: v for k, v in env.items() if k.startswith(FORWARD_PREFIXES) and not is_secret_name(k)}
     for item in extra:
         if "=" not in item:
-            raise SubmitError(f"--env {item!r} is not of the form KEY=VALUE")
+            raise SubmitError(f"--env {item.split('=', 1)[0]!r}: not of the form KEY=VALUE")
         key, value = item.split("=", 1)
+        if is_secret_name(key):
+            raise SubmitError(f"--env {key}=...: looks like a secret, and Ray logs the job's runtime env in plain "
+                              "text; put it in a --secrets-file or in the Ray nodes' environment")
         out[key] = value
     return out
 
@@ -141,8 +170,12 @@ def runtime_env(working_dir: Path, env_vars: Mapping[str, str]) -> dict[str, Any
     return {"working_dir": str(working_dir), "excludes": list(EXCLUDES), "env_vars": dict(env_vars)}
 
 
-def entrypoint(module: str, items: Sequence[str]) -> str:
-    """``python -m <module> <items>``; the job's driver joins the cluster (``cluster.address=auto``)."""
+def entrypoint(module: str, items: Sequence[str], secrets_file: Optional[str] = None) -> str:
+    """``python -m <module> <items>``; the job's driver joins the cluster (``cluster.address=auto``).
+
+    With ``secrets_file``: ``python -m launch.with_secrets <file> <module> <items>`` (the driver
+    reads the file; only its path goes through Ray).
+    """
     if module not in MODULES:
         raise SubmitError(f"--module {module!r}; expected one of {list(MODULES)}")
     bad = [i for i in items if "=" not in i]
@@ -151,16 +184,21 @@ def entrypoint(module: str, items: Sequence[str]) -> str:
     items = list(items)
     if not any(i.split("=", 1)[0].lstrip("+") == "cluster.address" for i in items):
         items.append("cluster.address=auto")
+    if secrets_file:
+        return shlex.join(["python", "-m", "launch.with_secrets", str(secrets_file), module, *items])
     return shlex.join(["python", "-m", module, *items])
 
 
 def submit(jobs: Any, module: str, items: Sequence[str], working_dir: Path, env_vars: Mapping[str, str],
-           submission_id: Optional[str] = None) -> str:
+           submission_id: Optional[str] = None, secrets_file: Optional[str] = None) -> str:
     """Submit one run; returns its job (submission) id."""
     recipe = next((i.split("=", 1)[1] for i in items if i.startswith("recipe=")), "")
+    leaked = sorted(k for k in env_vars if is_secret_name(k))
+    if leaked:  # forwarded_env never gives these; guard direct callers too
+        raise SubmitError(f"secret-looking variables {leaked} must not go into the job's runtime env")
     try:
         return jobs.submit_job(
-            entrypoint=entrypoint(module, items), runtime_env=runtime_env(working_dir, env_vars),
+            entrypoint=entrypoint(module, items, secrets_file), runtime_env=runtime_env(working_dir, env_vars),
             submission_id=submission_id, metadata={"module": module, "recipe": recipe},
         )
     except SubmitError:
@@ -204,10 +242,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--module", default="launch.train", help=f"launcher to run, one of {list(MODULES)}")
     p.add_argument("--working-dir", default=str(REPO), help="repository uploaded as the job's working_dir")
     p.add_argument("--submission-id", default=None, help="job id to use (default: Ray chooses)")
-    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra job environment variable")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra job environment variable (not for secrets: Ray logs these)")
+    p.add_argument("--secrets-file", default=None, metavar="PATH",
+                   help="KEY=VALUE file (mode 600) the head node can read; the job's driver loads it "
+                        "(only the path goes through Ray)")
     p.add_argument("--no-wait", action="store_true", help="print the job id and return without following logs")
     p.add_argument("--follow", action="store_true", help="logs: keep following until the job ends")
     return p
+
+
+def _check_secrets_file(path: Optional[str]) -> Optional[str]:
+    """Absolute path of ``--secrets-file``, checked here when this machine can read it."""
+    if not path:
+        return None
+    from launch.with_secrets import SecretsFileError, read_secrets_file
+
+    resolved = Path(path).expanduser().resolve()
+    if resolved.is_file():
+        try:
+            read_secrets_file(resolved)
+        except SecretsFileError as exc:
+            raise SubmitError(str(exc)) from None
+    else:
+        print(f"note: {resolved} is not readable here; it must exist on the head node", file=sys.stderr)
+    return str(resolved)
 
 
 def _address(arg: Optional[str]) -> str:
@@ -215,6 +274,29 @@ def _address(arg: Optional[str]) -> str:
         return arg
     env = os.environ.get("RAY_ADDRESS", "")
     return env if env.startswith(("http://", "https://")) else DEFAULT_ADDRESS
+
+
+def config_problem(module: str, items: Sequence[str]) -> Optional[str]:
+    """The job's config resolved and validated here, with the loader the job itself runs
+    (:func:`launch.common.launch_config`, or the sweep file for ``launch.sweep``): the error
+    message naming the key, or None. Files the config names are not checked (they are the cluster's)."""
+    from rl.config import ConfigError
+
+    overrides = [i for i in items if "=" in i]
+    try:
+        if module in ("launch.train", "launch.sft"):
+            from launch.common import launch_config
+
+            launch_config(overrides)
+        elif module == "launch.sweep":
+            from rl.sweep.spec import load_sweep
+
+            path = next((i.split("=", 1)[1] for i in overrides if i.startswith("sweep=")), "")
+            if path:
+                load_sweep(path, [i for i in overrides if not i.startswith("sweep=")]).base_config()
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"unknown option(s): {unknown}", file=sys.stderr)
         return 2
+    if command == "submit":
+        problem = config_problem(args.module, positional)
+        if problem:
+            print(f"config error: {problem} (nothing was submitted)", file=sys.stderr)
+            return 2
     address = _address(args.address)
     try:
         token = resolve_token(args.token_file)
@@ -267,7 +354,14 @@ def _run(command: str, jobs: Any, args: argparse.Namespace, positional: list[str
             raise SubmitError(_explain(exc, address, None) if "404" not in str(exc)
                               else f"no job {job_id!r} on {address}") from None
     env_vars = forwarded_env(extra=args.env)
-    job_id = submit(jobs, args.module, positional, Path(args.working_dir).resolve(), env_vars, args.submission_id)
+    secrets_file = _check_secrets_file(args.secrets_file)
+    withheld = withheld_secrets()
+    if withheld:
+        where = f"the job reads {secrets_file}" if secrets_file else "the job sees only the Ray nodes' environment"
+        print(f"note: {', '.join(withheld)} not forwarded (Ray logs runtime envs in plain text); {where}",
+              file=sys.stderr)
+    job_id = submit(jobs, args.module, positional, Path(args.working_dir).resolve(), env_vars, args.submission_id,
+                    secrets_file)
     print(f"submitted job {job_id} to {address}")
     print(f"  status: python -m launch.submit status {job_id} --address {address}")
     print(f"  stop:   python -m launch.submit stop {job_id} --address {address}")

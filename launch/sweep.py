@@ -140,7 +140,7 @@ def run(spec: SweepSpec) -> int:
     if spec.num_cpus:
         base_cfg.cluster.num_cpus = spec.num_cpus
     try:
-        init_ray(base_cfg)
+        init_ray(base_cfg, check_placement=False)  # each trial's own plan is Tune's placement group
         context = TrialContext(spec, str(sweep_dir), str(Path.cwd()), prepare_shared(spec, sweep_dir))
         results = run_sweep(context, base_cfg.trainer.total_steps)
         errors = tune_errors(results)

@@ -10,6 +10,11 @@ network access and ``WANDB_API_KEY``; the same as
 ``wandb sync runs/<name>/wandb/offline-run-*``).
 
 The ``.wandb`` transaction logs are read with :mod:`rl.wandb_offline`.
+
+Exit status: 0 listed (or uploaded); 2 the folder does not exist or is not a
+folder; 1 no offline run under it, an offline run that cannot be read (named;
+the others are still listed, and only those are uploaded), or a failed
+``wandb sync``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from rl.wandb_offline import (OfflineRun, OfflineRunError, find_offline_runs, read_offline_run, read_records,
@@ -32,11 +38,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--upload", action="store_true", help="run `wandb sync` on every offline run, oldest first")
     args = parser.parse_args(argv)
 
-    folders = find_offline_runs(args.root)
-    if not folders:
+    root = Path(args.root)
+    if not root.exists():
+        print(f"error: {root} does not exist (give a run or sweep directory)", file=sys.stderr)
+        return 2
+    if not root.is_dir():
+        print(f"error: {root} is not a folder (give a run or sweep directory)", file=sys.stderr)
+        return 2
+    found = find_offline_runs(root)
+    if not found:
         print(f"no W&B offline runs under {args.root}", file=sys.stderr)
         return 1
-    runs = [read_offline_run(f) for f in folders]
+    runs, broken = [], 0
+    for folder in found:
+        try:
+            runs.append(read_offline_run(folder))
+        except (OfflineRunError, OSError) as exc:
+            broken += 1
+            print(f"error: cannot read offline run {folder}: {exc}", file=sys.stderr)
+    folders = [run.path for run in runs]
     for run in runs:
         steps = run.steps
         span = f"steps {steps[0]}..{steps[-1]} ({len(steps)})" if steps else "no steps"
@@ -46,16 +66,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: {problem}", file=sys.stderr)
     commands = [["wandb", "sync", str(f)] for f in folders]
     if not args.upload:
-        print("upload later with:")
+        if commands:
+            print("upload later with:")
         for command in commands:
             print("  " + " ".join(command))
-        return 0
+        return 1 if broken else 0
     for command in commands:
         result = subprocess.run(command, check=False)
         if result.returncode:
             print(f"`{' '.join(command)}` failed ({result.returncode})", file=sys.stderr)
             return result.returncode
-    return 0
+    return 1 if broken else 0
 
 
 if __name__ == "__main__":

@@ -4,32 +4,25 @@ With no argument it runs the ``quickstart`` recipe from the current folder: synt
 data, tiny Qwen2.5-VL, CoT-SFT cold start (made or found), then GRPO on local Ray;
 the run directory (``metrics.jsonl``, checkpoints, W&B offline files) is written under
 ``runs/quickstart``. Running the same command again after an interruption resumes
-from the last checkpoint.
+from the last checkpoint. The run itself is :func:`rl.run.run_training`.
+
+A run directory belongs to one run: a config that is not a resume of the run in
+``trainer.run_dir`` (or ``trainer.resume=never`` there) is refused with exit status 2;
+``trainer.overwrite=true`` moves the old contents to a backup folder and starts anew
+(docs/runs.md). Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves a checkpoint
+and exits with 130 / 143.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 from typing import Sequence
 
-from launch.common import (config_from_argv, init_ray, prepare_data, save_resolved_config, setup_logging,
-                           shutdown_ray)
+from launch.common import config_from_argv, setup_logging
 from rl.config import Config, to_yaml
 
 log = logging.getLogger("launch.train")
-
-
-def resolve_policy(cfg: Config) -> str:
-    """``model.path`` when given, else this run's SFT checkpoint (trained if missing)."""
-    if cfg.model.path:
-        if not Path(cfg.model.path).exists():
-            raise FileNotFoundError(f"model.path does not exist: {cfg.model.path}")
-        return cfg.model.path
-    from launch.sft import ensure_sft_checkpoint
-
-    return str(ensure_sft_checkpoint(cfg))
 
 
 def dry_run(cfg: Config) -> int:
@@ -67,18 +60,9 @@ def format_validation(metrics: dict[str, float], step: int) -> str:
     return "\n".join(lines)
 
 
-def write_final_report(cfg: Config, trainer) -> None:
-    """The before/after report of the run (:mod:`rl.report`: printed, ``report.md``, ``curves.png``, W&B).
-    A report error is logged, never fatal: the training itself is done."""
-    from rl.report import write_report
-
-    try:
-        write_report(cfg.trainer.run_dir, tracker=trainer.tracker, step=trainer.global_step)
-    except Exception:  # noqa: BLE001 - the run and its checkpoints are complete either way
-        log.exception("the end-of-training report failed (python -m rl.report %s re-creates it)", cfg.trainer.run_dir)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit status: 0 done, 2 bad arguments / config / run directory, 130 / 143 stopped by SIGINT /
+    SIGTERM after checkpointing (re-running the same command resumes)."""
     setup_logging()
     cfg, flags = config_from_argv(list(sys.argv[1:] if argv is None else argv))
     if "--dry-run" in flags:
@@ -87,29 +71,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"unknown argument(s): {unknown}; use key=value overrides or --dry-run", file=sys.stderr)
         return 2
-    save_resolved_config(cfg)
-    from rl.driver import GRPOTrainer
+    from rl.config import ConfigError
+    from rl.run import run_training
+    from rl.run_dir import RunDirError
 
-    trainer = None
     try:
-        policy = resolve_policy(cfg)
-        data = prepare_data(cfg)
-        init_ray(cfg)
-        trainer = GRPOTrainer(cfg, policy, data.train, data.val)
-        trainer.setup()
-        last = trainer.fit()
-        if cfg.trainer.val_only:
-            print(format_validation(last, trainer.global_step))
-        else:
-            log.info("finished at step %d: %s", trainer.global_step,
-                     {k: round(v, 4) for k, v in last.items() if k.startswith(("critic/score", "val/"))})
-            write_final_report(cfg, trainer)
-        print(f"run directory: {cfg.trainer.run_dir}")
-    finally:
-        if trainer is not None:
-            trainer.shutdown()
-        shutdown_ray()
-    return 0
+        result = run_training(cfg)
+    except RunDirError as exc:
+        print(f"run directory error: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:  # e.g. the cluster cannot hold the placement plan (checked when Ray starts)
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    if result.interrupted:
+        again = " without trainer.overwrite=true" if cfg.trainer.overwrite else ""
+        print(f"interrupted at step {result.step}; re-run the same command{again} to resume "
+              f"(run directory: {result.run_dir})")
+    elif cfg.trainer.val_only:
+        print(format_validation(result.metrics, result.step))
+        print(f"run directory: {result.run_dir}")
+    else:
+        log.info("finished at step %d: %s", result.step,
+                 {k: round(v, 4) for k, v in result.metrics.items() if k.startswith(("critic/score", "val/"))})
+        print(f"run directory: {result.run_dir}")
+    return result.exit_code
 
 
 if __name__ == "__main__":

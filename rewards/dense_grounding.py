@@ -64,6 +64,12 @@ def dense_localizations(group: GroundingGroup, gt_boxes: np.ndarray, gt_points: 
 @register_reward("dense_grounding")
 class DenseGroundingReward(Reward):
     params_cls = DenseGroundingParams
+    gt_keys = ("objects",)
+    tasks = ("ktg",)
+
+    def check_ground_truth(self, gt: dict) -> None:
+        super().check_ground_truth(gt)
+        gt_mod.check_grounding(gt)
 
     def terms(self, params: DenseGroundingParams) -> dict[str, Term]:
         return {**visionreasoner_terms(params.base), "localization": Term(params.weight_localization, 1.0)}

@@ -15,7 +15,6 @@ comparison on them is False.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 
@@ -83,6 +82,8 @@ def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
 def l1_distance_transform(mask: np.ndarray) -> np.ndarray:
     """``H x W`` float32: L1 (city-block) distance of every pixel to the nearest mask pixel
     (0 on the mask). Requires a non-empty mask."""
+    import cv2  # imported on use: importing the reward modules (the config schema does) stays cheap
+
     background = np.where(np.asarray(mask, dtype=bool), 0, 255).astype(np.uint8)
     return cv2.distanceTransform(background, cv2.DIST_L1, 3)
 

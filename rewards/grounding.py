@@ -108,16 +108,3 @@ def grounding_accuracies(
         out.append(matched_accuracy(rows, rows.shape[0], n_gt, empty_value))
     return out
 
-
-def grounding_accuracy(
-    answer: GroundingAnswer,
-    gt_boxes: np.ndarray,
-    gt_points: np.ndarray,
-    thresholds: tuple[float, float, float],
-    alphas: Sequence[float],
-    invalid_item_policy: str,
-    max_objects: int,
-) -> float:
-    """:func:`grounding_accuracies` of a single parsed answer."""
-    group = GroundingGroup([answer], answer.parsed, np.array([0, answer.parsed.count]))
-    return grounding_accuracies(group, gt_boxes, gt_points, thresholds, alphas, invalid_item_policy, max_objects)[0]

@@ -52,7 +52,14 @@ from rewards.parsing import coerce_number, coerce_vector
 
 
 class GroundTruthError(ValueError):
-    """A ground truth that does not follow the documented format."""
+    """A ground truth that does not follow the documented format; ``key`` names the offending key when known."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+    def __reduce__(self):  # keep ``key`` across pickling (errors travel back from Ray workers)
+        return type(self), (str(self), self.key)
 
 
 def load(ground_truth: Any) -> dict:
@@ -73,7 +80,8 @@ def load(ground_truth: Any) -> dict:
 def _vector(value: Any, length: int, name: str) -> tuple[float, ...]:
     vec = coerce_vector(value, length)
     if vec is None:
-        raise GroundTruthError(f"ground truth '{name}' must be a list of {length} finite numbers, got {value!r}")
+        raise GroundTruthError(f"ground truth '{name}' must be a list of {length} finite numbers, got {value!r}",
+                               key=name)
     return vec
 
 
@@ -81,12 +89,13 @@ def objects(gt: Mapping, need_points: bool = True, key: str = "objects") -> tupl
     """GT boxes ``N x 4`` and points ``N x 2`` (NaN when ``need_points`` is False and absent)."""
     items = gt.get(key)
     if not isinstance(items, (list, tuple)):
-        raise GroundTruthError(f"ground truth '{key}' must be a list of objects, got {type(items).__name__}")
+        raise GroundTruthError(f"ground truth '{key}' must be a list of objects, got {type(items).__name__}", key=key)
     boxes = np.zeros((len(items), 4))
     points = np.full((len(items), 2), np.nan)
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
-            raise GroundTruthError(f"ground truth '{key}[{i}]' must be a dict, got {type(item).__name__}")
+            raise GroundTruthError(f"ground truth '{key}[{i}]' must be a dict, got {type(item).__name__}",
+                                   key=f"{key}[{i}]")
         boxes[i] = _vector(item.get("bbox_2d"), 4, f"{key}[{i}].bbox_2d")
         if need_points or "point_2d" in item:
             points[i] = _vector(item.get("point_2d"), 2, f"{key}[{i}].point_2d")
@@ -96,11 +105,11 @@ def objects(gt: Mapping, need_points: bool = True, key: str = "objects") -> tupl
 def box_lists(values: Any, name: str) -> list[np.ndarray]:
     """Per-frame GT boxes ``[[[x1,y1,x2,y2], ...], ...]`` -> list of ``N_t x 4`` arrays."""
     if not isinstance(values, (list, tuple)):
-        raise GroundTruthError(f"ground truth '{name}' must be a list (one box list per frame)")
+        raise GroundTruthError(f"ground truth '{name}' must be a list (one box list per frame)", key=name)
     out = []
     for t, frame_boxes in enumerate(values):
         if not isinstance(frame_boxes, (list, tuple)):
-            raise GroundTruthError(f"ground truth '{name}[{t}]' must be a list of boxes")
+            raise GroundTruthError(f"ground truth '{name}[{t}]' must be a list of boxes", key=name)
         arr = np.zeros((len(frame_boxes), 4))
         for i, box in enumerate(frame_boxes):
             arr[i] = _vector(box, 4, f"{name}[{t}][{i}]")
@@ -115,7 +124,8 @@ def input_size(gt: Mapping) -> tuple[int, int] | None:
         return None
     vec = coerce_vector(value, 2)
     if vec is None or min(vec) <= 0 or any(v != int(v) for v in vec):
-        raise GroundTruthError(f"ground truth 'input_size' must be [W, H] positive ints, got {value!r}")
+        raise GroundTruthError(f"ground truth 'input_size' must be [W, H] positive ints, got {value!r}",
+                               key="input_size")
     return int(vec[0]), int(vec[1])
 
 
@@ -125,7 +135,8 @@ def difficulty(gt: Mapping, default: float) -> float:
         return float(default)
     value = coerce_number(gt["difficulty"])
     if value is None:
-        raise GroundTruthError(f"ground truth 'difficulty' must be a number, got {gt['difficulty']!r}")
+        raise GroundTruthError(f"ground truth 'difficulty' must be a number, got {gt['difficulty']!r}",
+                               key="difficulty")
     return value
 
 
@@ -141,10 +152,10 @@ def encode_mask(mask: np.ndarray) -> dict:
 def decode_rle(rle: Any, name: str = "mask") -> np.ndarray:
     """COCO RLE (compressed ``str``/``bytes`` counts or an uncompressed ``list``) -> ``H x W`` bool."""
     if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
-        raise GroundTruthError(f"ground truth '{name}' must be a COCO RLE dict with 'size' and 'counts'")
+        raise GroundTruthError(f"ground truth '{name}' must be a COCO RLE dict with 'size' and 'counts'", key=name)
     size = coerce_vector(rle["size"], 2)
     if size is None or min(size) < 0:
-        raise GroundTruthError(f"ground truth '{name}.size' must be [H, W], got {rle['size']!r}")
+        raise GroundTruthError(f"ground truth '{name}.size' must be [H, W], got {rle['size']!r}", key=name)
     h, w = int(size[0]), int(size[1])
     counts = rle["counts"]
     try:
@@ -156,28 +167,29 @@ def decode_rle(rle: Any, name: str = "mask") -> np.ndarray:
             raise TypeError(f"counts of type {type(counts).__name__}")
         mask = mask_utils.decode(coded)
     except Exception as exc:
-        raise GroundTruthError(f"ground truth '{name}' is not a decodable COCO RLE: {exc}") from exc
+        raise GroundTruthError(f"ground truth '{name}' is not a decodable COCO RLE: {exc}", key=name) from exc
     if mask.shape != (h, w):
-        raise GroundTruthError(f"ground truth '{name}' decodes to {mask.shape}, expected {(h, w)}")
+        raise GroundTruthError(f"ground truth '{name}' decodes to {mask.shape}, expected {(h, w)}", key=name)
     return mask.astype(bool)
 
 
 def union_of_rles(rles: Sequence[Any], name: str, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Union (OR) of several RLE masks of one size -> ``H x W`` bool; ``shape`` = (H, W) when the list is empty."""
     if not isinstance(rles, (list, tuple)):
-        raise GroundTruthError(f"ground truth '{name}' must be a list of COCO RLE dicts")
+        raise GroundTruthError(f"ground truth '{name}' must be a list of COCO RLE dicts", key=name)
     union = None
     for i, rle in enumerate(rles):
         mask = decode_rle(rle, f"{name}[{i}]")
         if union is None:
             union = mask.copy()
         elif mask.shape != union.shape:
-            raise GroundTruthError(f"ground truth '{name}[{i}]' has size {mask.shape}, expected {union.shape}")
+            raise GroundTruthError(f"ground truth '{name}[{i}]' has size {mask.shape}, expected {union.shape}",
+                                   key=name)
         else:
             union |= mask
     if union is None:
         if shape is None:
-            raise GroundTruthError(f"ground truth '{name}' is empty and no input_size gives its shape")
+            raise GroundTruthError(f"ground truth '{name}' is empty and no input_size gives its shape", key=name)
         union = np.zeros(shape, dtype=bool)
     return union
 
@@ -192,39 +204,23 @@ def check_shape(mask: np.ndarray, size_wh: tuple[int, int] | None, name: str) ->
 
 # -------------------------------------------------------------- validation
 
-_REQUIRED = {
-    "visionreasoner": ("objects",),
-    "rcot_ktg": ("objects",),
-    "videoseg_r1": ("objects",),
-    "segzero_strict": ("objects",),
-    "dense_grounding": ("objects",),
-    "rcot_aks": ("answer",),
-    "veason_r1": ("frames",),
-}
+
+def check_grounding(gt: Mapping, need_points: bool = True) -> None:
+    """Checks shared by the grounding rewards: ``input_size`` (when given) and the ``objects`` list."""
+    input_size(gt)
+    objects(gt, need_points=need_points)
 
 
 def validate(ground_truth: Any, reward_name: str) -> dict:
-    """Check a ground truth for one reward (keys, types, decodable masks); returns it as a dict."""
-    gt = load(ground_truth)
-    if reward_name not in _REQUIRED:
-        raise GroundTruthError(f"unknown reward name {reward_name!r}; expected one of {sorted(_REQUIRED)}")
-    for key in _REQUIRED[reward_name]:
-        if key not in gt:
-            raise GroundTruthError(f"ground truth for '{reward_name}' lacks key '{key}'")
-    if reward_name == "rcot_aks":
-        if not isinstance(gt["answer"], str):
-            raise GroundTruthError("ground truth 'answer' must be a str such as 'A'")
-        return gt
-    size = input_size(gt)
-    if reward_name == "veason_r1":
-        from rewards.veason_r1 import VeasonTruth
+    """Check a ground truth for one reward (keys, types, decodable masks); returns it as a dict.
 
-        VeasonTruth.from_gt(gt, load_masks=True)
-        return gt
-    objects(gt, need_points=reward_name != "segzero_strict")
-    if reward_name == "videoseg_r1":
-        difficulty(gt, 0.0)
-        if "masks" in gt:
-            check_shape(union_of_rles(gt["masks"], "masks", None if size is None else (size[1], size[0])),
-                        size, "masks")
+    The keys a reward needs and its type checks are declared by the reward itself
+    (:attr:`rewards.registry.Reward.gt_keys`, :meth:`rewards.registry.Reward.check_ground_truth`).
+    """
+    from rewards.registry import get_reward, reward_names  # the reward modules import this module
+
+    gt = load(ground_truth)
+    if reward_name not in reward_names():
+        raise GroundTruthError(f"unknown reward name {reward_name!r}; expected one of {list(reward_names())}")
+    get_reward(reward_name).check_ground_truth(gt)
     return gt

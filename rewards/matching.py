@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from rewards.geometry import box_iou_matrix, box_l1_matrix, point_distance_matrix, points_in_boxes
 from rewards.parsing import ParsedItems, parse_items
@@ -32,6 +31,8 @@ def hungarian_max(score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         return empty, empty, 0.0
     if not np.isfinite(score).all():
         score = np.nan_to_num(score, nan=0.0, posinf=0.0, neginf=0.0)
+    from scipy.optimize import linear_sum_assignment  # imported on use: keeps importing the rewards cheap
+
     rows, cols = linear_sum_assignment(score, maximize=True)
     return rows, cols, float(score[rows, cols].sum())
 

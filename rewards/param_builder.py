@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Sequence
 
 _CHOICES = {"invalid_item_policy": ("zero", "unmatched")}
 
@@ -110,3 +110,14 @@ def build(cls: type, params: Any = None, overrides: Mapping[str, Any] | None = N
     for key, value in (overrides or {}).items():
         set_param(instance, key, value)
     return instance
+
+
+def params_union(name: str, entries: Sequence[tuple[str, type]], module: str, doc: str = "") -> type:
+    """A dataclass ``name`` with one field per ``(field name, params dataclass)`` entry, defaulting to
+    a fresh default instance (the ``reward.params`` section of the run config)."""
+    fields = [(key, cls, dataclasses.field(default_factory=cls)) for key, cls in entries]
+    union = dataclasses.make_dataclass(name, fields)
+    union.__module__ = module
+    union.__qualname__ = name
+    union.__doc__ = doc or union.__doc__
+    return union

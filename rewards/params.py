@@ -1,8 +1,10 @@
-"""Typed parameters of every reward (every constant of SPEC section 2 is one of these).
+"""Typed parameters of the built-in rewards (every constant of docs/rewards.md is one of these fields).
 
 ``rewards.compute(name, response, ground_truth, **params)`` builds the reward's
 params dataclass from ``params`` (an unknown name is a ``TypeError`` naming it);
-the training config carries one instance of each under ``reward.params.<name>``.
+the training config carries one instance of each under ``reward.params.<name>``
+(:data:`RewardParams`, derived from the rewards' ``params_cls`` declarations). A new
+reward may define its params dataclass in its own module instead of here.
 
 Conventions shared by all rewards:
 
@@ -22,6 +24,10 @@ Conventions shared by all rewards:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+#: Values of every ``invalid_item_policy`` field (see the module docstring).
+INVALID_ITEM_POLICIES = ("zero", "unmatched")
 
 
 @dataclass
@@ -36,7 +42,7 @@ class VisionReasonerParams:
     alpha_box: float = 1.0              # weight of the box-L1 sub-term of accuracy
     alpha_pt: float = 1.0               # weight of the point sub-term of accuracy
     non_repeat_max_repeats: int = 2     # non-repeat is 0 once this many repeated sentences are seen (reference: 2)
-    invalid_item_policy: str = "zero"   # zero | unmatched: what a malformed answer item does to accuracy
+    invalid_item_policy: Literal[INVALID_ITEM_POLICIES] = "zero"   # zero | unmatched: what a malformed answer item does to accuracy
     strict_numeric_format: bool = False  # answer format also requires finite numbers (reference: list length only)
     weight_think_format: float = 1.0    # weight of the think-format component (0/1)
     weight_answer_format: float = 1.0   # weight of the answer-format component (0..2)
@@ -75,7 +81,7 @@ class RcotKtgParams:
     lambda_f: float = 1.0               # weight of the format reward (structure + boxes + points, max 3)
     lambda_a: float = 1.0               # weight of the accuracy reward (max alpha_iou + alpha_box + alpha_pt)
     max_objects: int = 120              # lists are capped at this many items
-    invalid_item_policy: str = "zero"   # zero | unmatched: what a malformed answer item does to accuracy
+    invalid_item_policy: Literal[INVALID_ITEM_POLICIES] = "zero"   # zero | unmatched: what a malformed answer item does to accuracy
     strict_numeric_format: bool = False  # format also requires finite numbers (reference: list length only)
 
 
@@ -120,7 +126,7 @@ class VeasonR1Params:
     weight_spatial: float = 1.0         # weight of the continuous-IoU Hungarian component (0..1)
     weight_temporal: float = 1.0        # weight of the propagated mask IoU component (0..1)
     max_objects: int = 120              # box lists are capped at this many items
-    invalid_item_policy: str = "zero"   # zero | unmatched: what a malformed box does to spatial/temporal
+    invalid_item_policy: Literal[INVALID_ITEM_POLICIES] = "zero"   # zero | unmatched: what a malformed box does to spatial/temporal
     strict_numeric_format: bool = False  # format also requires finite numbers (reference: number types only)
 
 
@@ -137,12 +143,22 @@ class DenseGroundingParams:
     point_scale: float = 30.0           # px; the point part is exp(-point distance / point_scale)
 
 
-@dataclass
-class RewardParams:
-    visionreasoner: VisionReasonerParams = field(default_factory=VisionReasonerParams)
-    segzero_strict: SegZeroStrictParams = field(default_factory=SegZeroStrictParams)
-    rcot_ktg: RcotKtgParams = field(default_factory=RcotKtgParams)
-    rcot_aks: RcotAksParams = field(default_factory=RcotAksParams)
-    videoseg_r1: VideoSegR1Params = field(default_factory=VideoSegR1Params)
-    veason_r1: VeasonR1Params = field(default_factory=VeasonR1Params)
-    dense_grounding: DenseGroundingParams = field(default_factory=DenseGroundingParams)
+if TYPE_CHECKING:  # the real class is derived from the registry on first use (see __getattr__)
+
+    class RewardParams:
+        """One params dataclass per built-in reward: ``reward.params.<name>`` in the run config."""
+
+
+def __getattr__(name: str) -> Any:
+    """``RewardParams``: a dataclass with one field per built-in reward, named after it, holding its
+    ``params_cls`` with defaults (in :func:`rewards.registry.reward_names` order). Derived on
+    first use because the reward modules import the params classes above."""
+    if name != "RewardParams":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rewards.param_builder import params_union
+    from rewards.registry import builtin_params
+
+    cls = params_union("RewardParams", builtin_params(), module=__name__,
+                       doc="One params dataclass per built-in reward: ``reward.params.<name>`` in the run config.")
+    globals()["RewardParams"] = cls   # one class object per process (pickling looks it up by name)
+    return cls

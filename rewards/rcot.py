@@ -28,6 +28,12 @@ from rewards.registry import GroupContext, Reward, Term, register_reward
 @register_reward("rcot_ktg")
 class RcotKtgReward(Reward):
     params_cls = RcotKtgParams
+    gt_keys = ("objects",)
+    tasks = ("ktg",)
+
+    def check_ground_truth(self, gt: dict) -> None:
+        super().check_ground_truth(gt)
+        gt_mod.check_grounding(gt)
 
     def terms(self, p: RcotKtgParams) -> dict[str, Term]:
         return {
@@ -66,6 +72,13 @@ def aks_truth(gt: dict, options: list[str]) -> str:
 @register_reward("rcot_aks")
 class RcotAksReward(Reward):
     params_cls = RcotAksParams
+    gt_keys = ("answer",)
+    tasks = ("aks",)
+
+    def check_ground_truth(self, gt: dict) -> None:
+        super().check_ground_truth(gt)
+        if not isinstance(gt["answer"], str):
+            raise gt_mod.GroundTruthError("ground truth 'answer' must be a str such as 'A'", key="answer")
 
     def terms(self, p: RcotAksParams) -> dict[str, Term]:
         return {"format": Term(p.lambda_f, 1.0), "accuracy": Term(p.lambda_a, 1.0)}

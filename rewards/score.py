@@ -4,9 +4,13 @@
 
 Each line: ``{"response": str, "ground_truth": {...}, "params": {...}?}``.
 Prints one line of components per rollout, then a summary table (mean / min /
-max per component). Bad lines (invalid JSON, missing keys, malformed ground
-truth or params) are reported with their line number and counted; the exit
-status is 1 when any line was bad, 2 when the file cannot be read.
+max per component). A bad line never stops the run: whatever goes wrong on it
+(invalid or too deeply nested JSON, missing keys, malformed ground truth or
+params, an exception inside the reward) is reported on stderr with its line
+number and the exception type, counted, and the next line is scored. The
+summary always comes last (also after Ctrl-C, for the lines done so far); the
+exit status is 1 when any line was bad, 2 when the file cannot be read, 130
+when interrupted.
 """
 
 from __future__ import annotations
@@ -52,6 +56,15 @@ def score_line(line: str, reward: str, overrides: dict[str, Any], use_models: bo
     return compute(reward, record["response"], record["ground_truth"], use_default_models=use_models, **params)
 
 
+#: Longest error message printed per bad line (an exception may quote the whole line).
+MAX_ERROR_CHARS = 300
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + " ..."
+
+
 def summary_table(rows: list[dict[str, float]]) -> str:
     """Mean / min / max of every component over ``rows``."""
     keys: list[str] = []
@@ -73,23 +86,30 @@ def run(reward: str, path: Path, overrides: dict[str, Any], use_models: bool, qu
     except OSError as exc:
         print(f"error: cannot read {path}: {exc}", file=sys.stderr)
         return 2
+    interrupted, number = False, 0
     with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                result = score_line(line, reward, overrides, use_models)
-            except (ValueError, TypeError, KeyError, OSError) as exc:
-                bad += 1
-                print(f"line {number}: bad rollout: {exc}", file=sys.stderr)
-                continue
-            rows.append(result)
-            if not quiet:
-                parts = " ".join(f"{k}={v:.4g}" for k, v in result.items())
-                print(f"line {number}: {parts}", file=out)
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:  # any exception is this line's problem (RecursionError, a crash inside the reward, ...)
+                    result = score_line(line, reward, overrides, use_models)
+                    parts = " ".join(f"{k}={float(v):.4g}" for k, v in result.items())
+                except Exception as exc:  # noqa: BLE001 - reported per line, never stops the file
+                    bad += 1
+                    print(f"line {number}: bad rollout: {_error_text(exc)}", file=sys.stderr)
+                    continue
+                rows.append(result)
+                if not quiet:
+                    print(f"line {number}: {parts}", file=out)
+        except KeyboardInterrupt:
+            interrupted = True
+            print(f"interrupted after line {number}", file=sys.stderr)
     print(f"\nreward {reward}: {len(rows)} scored, {bad} bad line(s)", file=out)
     if rows:
         print(summary_table(rows), file=out)
+    if interrupted:
+        return 130
     return 1 if bad else 0
 
 

@@ -98,6 +98,12 @@ def segzero_components(response: str, gt_box: np.ndarray, gt_points: np.ndarray,
 @register_reward("segzero_strict")
 class SegZeroStrictReward(Reward):
     params_cls = SegZeroStrictParams
+    gt_keys = ("objects",)
+    tasks = ("ktg",)
+
+    def check_ground_truth(self, gt: dict) -> None:
+        super().check_ground_truth(gt)
+        gt_mod.check_grounding(gt, need_points=False)
 
     def terms(self, p: SegZeroStrictParams) -> dict[str, Term]:
         return {

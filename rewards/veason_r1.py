@@ -45,7 +45,7 @@ from rewards.matching import hungarian_max
 from rewards.params import VeasonR1Params
 from rewards.parsing import cap, coerce_number, parse_answer_json, parse_boxes, think_format_ok
 from rewards.registry import GroupContext, Reward, Term, register_reward
-from rewards.vision import (
+from rewards.vision.resolve import (
     load_rgb_resized,
     note_skip,
     object_prompt,
@@ -188,7 +188,7 @@ class _Temporal:
         self.segmenter = resolve_segmenter(ctx.segmenter, ctx.use_default_models)
         self.propagator = resolve_propagator(ctx.propagator, ctx.use_default_models)
         if self.segmenter is None or self.propagator is None:
-            note_skip("veason_r1.temporal: no segmenter/propagator (pass them or provide rewards.segmentation.factory)")
+            note_skip("veason_r1.temporal: no segmenter/propagator (pass them or provide rewards.vision.factory)")
             return
         self.available = True
         self._frames: np.ndarray | None = None
@@ -238,6 +238,14 @@ class _Temporal:
 @register_reward("veason_r1")
 class VeasonR1Reward(Reward):
     params_cls = VeasonR1Params
+    gt_keys = ("frames",)
+    tasks = ("veason",)
+    needs_segmenter = True
+    needs_propagator = True
+
+    def check_ground_truth(self, gt: dict) -> None:
+        super().check_ground_truth(gt)
+        VeasonTruth.from_gt(gt, load_masks=True)
 
     def terms(self, p: VeasonR1Params) -> dict[str, Term]:
         return {

@@ -7,16 +7,15 @@
 * ``mask_iou`` 0..1: the segmenter is prompted on the keyframe (``image_path``
   resized to the input size) with each answer item's cues (box, ``point_2d``
   positive, ``neg_point_2d`` negative; sanitised by
-  :func:`rewards.vision.object_prompt`); the IoU of the union mask vs the GT
+  :func:`rewards.vision.resolve.object_prompt`); the IoU of the union mask vs the GT
   union mask (both empty -> 1). One ``segment`` call scores all n responses of
   a group (the image is encoded once); none when no response yields a cue.
 * ``negative_point`` 0..1: K = number of answer items (after capping) that
   carry ``"neg_point_2d"``; each whose minimum **L1** (city-block) distance d
   to the GT masks satisfies ``0 < d <= tau_neg`` adds 1/K; a malformed one, or
-  one inside/on the mask (d = 0) adds 0; K = 0 gives 0. The paper
-  (videoseg-r1.txt, "Negative Point Distance Reward") specifies the L1
-  distance; it wins over SPEC's generic "distance". Points are rounded to the
-  nearest pixel; points outside the image add their L1 distance to the border.
+  one inside/on the mask (d = 0) adds 0; K = 0 gives 0. The VideoSeg-R1
+  paper ("Negative Point Distance Reward") specifies the L1 distance
+  (docs/rewards.md#videoseg-r1). Points are rounded to the nearest pixel; points outside the image add their L1 distance to the border.
 * ``length_scale`` (Eq. 7-8): ``s = 1 - beta * (L_used - L_budget)`` when
   ``L_used > L_budget`` else 1, clamped to [0, 1]. ``L_budget`` = budget_easy /
   budget_medium / budget_hard for ``D < tau_easy`` / between / ``D >= tau_hard``
@@ -44,8 +43,8 @@ from rewards.grounding import GroundingAnswer, parse_grounding_group
 from rewards.params import VideoSegR1Params
 from rewards.parsing import NEG_POINT_KEY, coerce_vector, extract_think, whitespace_tokens
 from rewards.registry import GroupContext, Reward, Term, register_reward
-from rewards.segmentation.base import ObjectPrompt
-from rewards.vision import load_rgb_resized, note_skip, object_prompt, resolve_segmenter, run_segmenter
+from rewards.vision.base import ObjectPrompt
+from rewards.vision.resolve import load_rgb_resized, note_skip, object_prompt, resolve_segmenter, run_segmenter
 from rewards.visionreasoner import visionreasoner_group_components, visionreasoner_terms
 
 
@@ -154,7 +153,7 @@ def _mask_ious(answers: list[GroundingAnswer], truth: MaskTruth, ctx: GroupConte
         return None
     segmenter = resolve_segmenter(ctx.segmenter, ctx.use_default_models)
     if segmenter is None:
-        note_skip("videoseg_r1.mask_iou: no segmenter (pass one or provide rewards.segmentation.factory)")
+        note_skip("videoseg_r1.mask_iou: no segmenter (pass one or provide rewards.vision.factory)")
         return None
     prompt_sets = [prompts_for(a, truth.size_wh) for a in answers]
     if not any(prompt_sets):
@@ -169,6 +168,18 @@ def _mask_ious(answers: list[GroundingAnswer], truth: MaskTruth, ctx: GroupConte
 class VideoSegR1Reward(Reward):
     params_cls = VideoSegR1Params
     multiplier = "length_scale"
+    gt_keys = ("objects",)
+    tasks = ("ktg",)
+    needs_segmenter = True
+
+    def check_ground_truth(self, gt: dict) -> None:
+        super().check_ground_truth(gt)
+        gt_mod.check_grounding(gt)
+        gt_mod.difficulty(gt, 0.0)
+        if "masks" in gt:
+            size = gt_mod.input_size(gt)
+            union = gt_mod.union_of_rles(gt["masks"], "masks", None if size is None else (size[1], size[0]))
+            gt_mod.check_shape(union, size, "masks")
 
     def terms(self, p: VideoSegR1Params) -> dict[str, Term]:
         terms = visionreasoner_terms(p.base)

@@ -1,6 +1,6 @@
 """VisionReasoner reward (VideoSeg-R1's "original reward"), max 7 with the defaults.
 
-Components (SPEC section 2, matched to the VisionReasoner reference code):
+Components (docs/rewards.md#visionreasoner, matched to the VisionReasoner reference code):
 
 * ``think_format`` 0/1: ``<think>...</think>\\s*<answer>...</answer>`` is the whole response;
 * ``answer_format`` 0..2: per item of the answer list, +1 if ``bbox_2d`` is a
@@ -10,7 +10,7 @@ Components (SPEC section 2, matched to the VisionReasoner reference code):
   capped at 120 (:func:`rewards.grounding.grounding_accuracies`);
 * ``non_repeat`` 0/1: 0 once two repeated '.'-sentences are seen.
 
-Example (SPEC's worked example): a GT object matched perfectly plus one extra
+Worked example (docs/rewards.md#visionreasoner): a GT object matched perfectly plus one extra
 predicted object gives 1 + 2 + 3/2 + 1 = 5.5.
 """
 
@@ -63,6 +63,12 @@ def visionreasoner_group_components(
 @register_reward("visionreasoner")
 class VisionReasonerReward(Reward):
     params_cls = VisionReasonerParams
+    gt_keys = ("objects",)
+    tasks = ("ktg",)
+
+    def check_ground_truth(self, gt: dict) -> None:
+        super().check_ground_truth(gt)
+        gt_mod.check_grounding(gt)
 
     def terms(self, params: VisionReasonerParams) -> dict[str, Term]:
         return visionreasoner_terms(params)

@@ -7,7 +7,9 @@ Everything numerical comes from ``verl.trainer.ppo.core_algos``:
   reinforce_plus_plus, reinforce_plus_plus_baseline, grpo_passk, gdpo, ...);
 * policy loss: ``get_policy_loss_fn(actor_cfg.policy_loss)`` (vanilla, gspo, clip_cov, ...);
 * KL to the reference: ``kl_penalty`` (low_var_kl / k3, kl / k1, abs, mse / k2, and the
-  straight-through ``+`` variants);
+  straight-through ``+`` variants low_var_kl+ / k3+, kl+ / k1+, abs+);
+
+The names the config accepts for each of these are the lists of :mod:`rl.algos_config`.
 * aggregation: ``agg_loss`` with *global* normalisation.
 
 Global normalisation (the facts of verl's FSDP engine): a micro-batch's loss is
@@ -33,7 +35,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from rl.config import ActorConfig, AlgorithmConfig
+from rl.algos_config import KL_TYPES, POLICY_LOSSES, AlgorithmConfig
+from rl.workers.config import ActorConfig
 
 __all__ = [
     "GlobalBatchInfo",
@@ -46,7 +49,6 @@ __all__ = [
 
 # Inputs compute_advantages can give an estimator; anything else it requires is unsupported.
 _OUTCOME_INPUTS = ("token_level_rewards", "response_mask", "index", "config", "norm_adv_by_std_in_grpo")
-_KL_TYPES = ("kl", "k1", "abs", "mse", "k2", "low_var_kl", "k3", "k1+", "k3+", "low_var_kl+", "abs+")
 
 
 def _core_algos():
@@ -214,17 +216,16 @@ def make_verl_actor_config(actor_cfg: ActorConfig, batch_info: Optional[GlobalBa
 
 
 def check_actor_config(actor_cfg: ActorConfig) -> None:
-    """Fail early, naming the key, on a policy loss / KL type verl does not provide."""
-    core_algos = _core_algos()
-    if actor_cfg.policy_loss not in core_algos.POLICY_LOSS_REGISTRY:
+    """Fail, naming the key, on a policy loss / KL type outside :mod:`rl.algos_config`'s lists (the
+    config loader rejects them already; this guards configs built in code)."""
+    if actor_cfg.policy_loss not in POLICY_LOSSES:
         raise ValueError(
-            f"unknown policy loss actor.policy_loss={actor_cfg.policy_loss!r}; "
-            f"registered in verl: {sorted(core_algos.POLICY_LOSS_REGISTRY)}"
+            f"unsupported policy loss actor.policy_loss={actor_cfg.policy_loss!r}; expected one of {list(POLICY_LOSSES)}"
         )
-    if actor_cfg.use_kl_loss and actor_cfg.kl_loss_type not in _KL_TYPES:
+    if actor_cfg.use_kl_loss and actor_cfg.kl_loss_type not in KL_TYPES:
         raise ValueError(
             f"unsupported actor.kl_loss_type={actor_cfg.kl_loss_type!r} for a per-token KL loss; "
-            f"expected one of {list(_KL_TYPES)}"
+            f"expected one of {list(KL_TYPES)}"
         )
 
 

@@ -1,19 +1,31 @@
 """The container that travels between the driver's phases: one GRPO batch.
 
-``B`` prompts x ``n`` responses = ``N = B*n`` samples, ordered group by group
-(sample ``i`` belongs to prompt ``group_index[i] = i // n``). It carries the
-training records (with their per-sample ground truth), the sampled responses,
-their rewards and reward components; :meth:`RolloutBatch.encode` turns it into
-the model's tensors (:class:`rl.models.inputs.EncodedBatch`).
+``B`` prompts x ``n`` responses = ``N = B*n`` samples, ordered response group by
+response group (the ``n`` responses of prompt ``g`` are samples ``g*n .. g*n+n-1``,
+``group_index[i] = i // n``).
+
+* :class:`RolloutBatch`: the training records (with their per-sample ground truth),
+  the sampled responses, their rewards and reward components. Dynamic sampling
+  selects and joins these (:meth:`RolloutBatch.select_groups`, :func:`concat_batches`).
+* :class:`GRPOBatch`: everything one driver step builds, phase by phase (:class:`Phase`):
+  the rollout, the reward futures, the model tensors, old / reference log-probs,
+  advantages and the actor's metrics.
 """
 
 from __future__ import annotations
 
+import enum
+import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from rl.dynamic_sampling import GroupAccumulator
+    from rl.models.encoded_batch import EncodedBatch
+    from rl.workers.reward_pool import PendingScores
 
 
 @dataclass
@@ -34,11 +46,12 @@ class RolloutBatch:
         return len(self.response_ids)
 
     def reward_groups(self) -> list[tuple[list[str], dict[str, Any], list[int]]]:
-        """One (responses, ground truth, response token counts) task per prompt."""
+        """One (responses, training record, response token counts) task per prompt (the reward reads the
+        record's ``ground_truth``; its ``id`` names the sample in errors; user rewards see all of it)."""
         groups = []
         for g, record in enumerate(self.records):
             idx = [i for i, gi in enumerate(self.group_index) if gi == g]
-            groups.append(([self.response_texts[i] for i in idx], record["ground_truth"],
+            groups.append(([self.response_texts[i] for i in idx], record,
                            [len(self.response_ids[i]) for i in idx]))
         return groups
 
@@ -140,37 +153,76 @@ def concat_batches(batches: Sequence[RolloutBatch]) -> RolloutBatch:
     )
 
 
-def _stats(prefix: str, values: np.ndarray) -> dict[str, float]:
-    if values.size == 0:
-        return {}
-    return {f"{prefix}/mean": float(values.mean()), f"{prefix}/max": float(values.max()),
-            f"{prefix}/min": float(values.min())}
+class Phase(enum.IntEnum):
+    """How far a :class:`GRPOBatch` has come through a step, in the driver's order.
+
+    A phase is reached when its work is done, except ``UPDATING``, reached when the actor
+    update starts: from there on a failure may leave the actor between two steps, so the
+    driver cannot rewind to the start of the step. Scoring overlaps encoding, which is why
+    ``SCORED`` comes after ``ENCODED``; with dynamic sampling the rewards are already in
+    when the batch is ``GENERATED`` (``SCORED`` is then reached without waiting).
+    """
+
+    DRAWN = 0        # created, nothing generated yet
+    GENERATED = 1    # responses sampled; their scoring may still be running
+    ENCODED = 2      # model tensors built
+    SCORED = 3       # every response has its reward
+    LOG_PROBS = 4    # old (and reference) log-probs in
+    ADVANTAGES = 5   # advantages computed
+    UPDATING = 6     # the actor update has started
+    UPDATED = 7      # the actor's optimizer steps are done
+    SYNCED = 8       # the new weights are in the rollout engines
 
 
-def reward_metrics(batch: RolloutBatch, encoded: Any, advantages: torch.Tensor,
-                   max_response_length: int) -> dict[str, float]:
-    """verl-named data metrics: critic/score, reward/<component>, response_length, prompt_length."""
-    mask = encoded.response_mask.bool()
-    lengths = mask.sum(-1).double().numpy()
-    prompt_lengths = (encoded.attention_mask.sum(-1) - encoded.response_mask.sum(-1)).double().numpy()
-    valid_adv = advantages[mask].double().numpy()
-    out: dict[str, float] = {}
-    out.update(_stats("critic/score", batch.scores))
-    out.update(_stats("critic/rewards", batch.scores))
-    out.update(_stats("critic/advantages", valid_adv))
-    out.update(_stats("response_length", lengths))
-    out.update(_stats("prompt_length", prompt_lengths))
-    out["response_length/clip_ratio"] = float(np.mean([r == "length" for r in batch.finish_reasons]))
-    out["response_length/max_allowed"] = float(max_response_length)
-    for name, values in batch.components.items():
-        out[f"reward/{name}"] = float(values.mean())
-    out["reward/failed"] = float(batch.reward_failures)
-    out["reward/worker_restarts"] = float(batch.reward_restarts)
-    # diversity/*: distinct responses / answers per group, valid answers, and the fraction of groups whose
-    # n rewards are all equal (zero advantage: no learning signal), also logged under verl's name.
-    from rl.diversity import group_metrics, is_grounding_record
+@dataclass
+class GRPOBatch:
+    """One step's batch. Shapes: ``N`` responses, ``R`` response tokens (padded).
 
-    grounding = [is_grounding_record(batch.records[g]) for g in batch.group_index]
-    out.update(group_metrics(batch.response_texts, batch.scores, batch.group_index, grounding))
-    out["critic/solve_none_or_all"] = out["diversity/zero_variance_group_frac"]
-    return out
+    Attributes:
+        step: the global step it belongs to.
+        phase: the last :class:`Phase` reached (advance with :meth:`advance`).
+        rollout: the N responses (and, once scored, their rewards); None until generated, and
+            None after dynamic sampling that kept no response group.
+        pending_rewards: the reward pool's futures while scoring runs (None once collected).
+        sampling: dynamic sampling's rounds (None without dynamic sampling).
+        encoded: the model's tensors (``response_mask`` (N, R), ...).
+        log_prob_futures: policy worker futures per role (``"actor"``, ``"reference"``) while
+            the log-probs are computed.
+        old_log_probs: (N, R) log-probs of the responses under the actor before the update.
+        ref_log_probs: (N, R) under the reference policy (None without a KL loss).
+        advantages: (N, R) float32, zero on padding.
+        actor_metrics: ``actor/*`` of the update.
+        weight_sync_bytes: bytes sent to the rollout engines after the update.
+        busy: seconds the workers of a phase computed (``timing_busy_s/<phase>``).
+        started_at: ``time.perf_counter()`` when the step started.
+    """
+
+    step: int
+    phase: Phase = Phase.DRAWN
+    rollout: Optional[RolloutBatch] = None
+    pending_rewards: Optional["PendingScores"] = None
+    sampling: Optional["GroupAccumulator"] = None
+    encoded: Optional["EncodedBatch"] = None
+    log_prob_futures: dict[str, list[Any]] = field(default_factory=dict)
+    old_log_probs: Optional[torch.Tensor] = None
+    ref_log_probs: Optional[torch.Tensor] = None
+    advantages: Optional[torch.Tensor] = None
+    actor_metrics: dict[str, float] = field(default_factory=dict)
+    weight_sync_bytes: int = 0
+    busy: dict[str, float] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.perf_counter)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The B prompt records the batch trains on ([] before generation)."""
+        return self.rollout.records if self.rollout is not None else []
+
+    def add_busy(self, phase: str, seconds: float) -> None:
+        self.busy[phase] = self.busy.get(phase, 0.0) + seconds
+
+    def advance(self, phase: Phase) -> "GRPOBatch":
+        """Mark ``phase`` reached; phases only move forward (a ValueError otherwise)."""
+        if phase <= self.phase:
+            raise ValueError(f"step {self.step}: batch cannot go from phase {self.phase.name} to {phase.name}")
+        self.phase = phase
+        return self

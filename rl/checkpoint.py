@@ -6,6 +6,8 @@ Layout under ``<run_dir>/checkpoints/``::
         actor/                 model + optimizer DCP shards written by the actor workers
                                (``PolicyWorker.save_checkpoint(manager.model_dir(k))``)
         trainer_state.json     step, data-loader position, RNG states, W&B run id, extras
+                               (the rollout workers' seed counters: ``extra["rollout"]``)
+        RUN_ID                 id of the run that wrote the step (``<run_dir>/run.json``)
         COMPLETE               written last (atomically); only complete steps count
 
 Protocol of one save (driver)::
@@ -16,6 +18,10 @@ Protocol of one save (driver)::
 
 A save killed before ``finalize`` leaves no ``COMPLETE`` marker: :meth:`latest` ignores the
 directory, and the next :meth:`begin` of that step (or pruning) removes it.
+
+A manager of a run with an id (``run.json`` in the run directory, :mod:`rl.run_dir`) only
+sees, resumes from, overwrites and prunes step directories stamped with that id; a run
+directory without ``run.json`` is handled as before run ids existed (every step is its own).
 """
 
 from __future__ import annotations
@@ -41,11 +47,13 @@ __all__ = [
     "MODEL_SUBDIR",
     "TRAINER_STATE_FILE",
     "COMPLETE_MARKER",
+    "RUN_ID_FILE",
 ]
 
 MODEL_SUBDIR = "actor"
 TRAINER_STATE_FILE = "trainer_state.json"
 COMPLETE_MARKER = "COMPLETE"
+RUN_ID_FILE = "RUN_ID"
 _STEP_DIR = re.compile(r"^global_step_(\d+)$")
 
 
@@ -140,13 +148,17 @@ def _write_atomic(path: Path, text: str) -> None:
 class CheckpointManager:
     """Step checkpoints of one run under ``<run_dir>/checkpoints``, keeping the last ``keep_last`` complete ones.
 
-    ``keep_last <= 0`` keeps every checkpoint.
+    ``keep_last <= 0`` keeps every checkpoint. ``run_id``: the run whose steps this manager
+    handles (None: the id in ``<run_dir>/run.json``; "": no id, every step directory counts).
     """
 
-    def __init__(self, run_dir: str | os.PathLike, keep_last: int = 2):
+    def __init__(self, run_dir: str | os.PathLike, keep_last: int = 2, run_id: Optional[str] = None):
+        from rl.run_dir import read_run_id
+
         self.run_dir = Path(run_dir)
         self.root = self.run_dir / "checkpoints"
         self.keep_last = keep_last
+        self.run_id = read_run_id(self.run_dir) if run_id is None else run_id
 
     def step_dir(self, step: int) -> Path:
         return self.root / f"global_step_{int(step)}"
@@ -159,7 +171,17 @@ class CheckpointManager:
     def is_complete(path: str | os.PathLike) -> bool:
         return (Path(path) / COMPLETE_MARKER).is_file()
 
-    def _step_dirs(self) -> list[tuple[int, Path]]:
+    @staticmethod
+    def owner(path: str | os.PathLike) -> Optional[str]:
+        """Run id stamped in a step directory (None: not stamped)."""
+        stamp = Path(path) / RUN_ID_FILE
+        return stamp.read_text().strip() if stamp.is_file() else None
+
+    def owns(self, path: str | os.PathLike) -> bool:
+        """Whether a step directory belongs to this manager's run (always, without a run id)."""
+        return not self.run_id or self.owner(path) == self.run_id
+
+    def _all_step_dirs(self) -> list[tuple[int, Path]]:
         if not self.root.is_dir():
             return []
         found = []
@@ -169,9 +191,25 @@ class CheckpointManager:
                 found.append((int(match.group(1)), item))
         return sorted(found)
 
+    def _step_dirs(self) -> list[tuple[int, Path]]:
+        """This run's step directories, ascending."""
+        return [(step, path) for step, path in self._all_step_dirs() if self.owns(path)]
+
     def complete_steps(self) -> list[int]:
-        """Steps with a complete checkpoint, ascending."""
+        """Steps of this run with a complete checkpoint, ascending."""
         return [step for step, path in self._step_dirs() if self.is_complete(path)]
+
+    def adopt(self) -> list[Path]:
+        """Stamp unstamped step directories with this run's id (a run directory made before run
+        ids existed, taken over by :func:`rl.run_dir.claim_run_dir`); returns them."""
+        if not self.run_id:
+            return []
+        adopted = []
+        for _, path in self._all_step_dirs():
+            if self.owner(path) is None:
+                _write_atomic(path / RUN_ID_FILE, self.run_id)
+                adopted.append(path)
+        return adopted
 
     def latest(self) -> Optional[Path]:
         """Newest complete step directory, or None."""
@@ -179,11 +217,20 @@ class CheckpointManager:
         return self.step_dir(steps[-1]) if steps else None
 
     def begin(self, step: int) -> Path:
-        """Create an empty directory for ``step`` (removing any previous attempt) and return it."""
+        """Create an empty directory for ``step`` (removing this run's previous attempt) and return it.
+
+        Raises:
+            FileExistsError: the directory belongs to another run (it is left alone).
+        """
         path = self.step_dir(step)
         if path.exists():
+            if not self.owns(path):
+                raise FileExistsError(f"{path} belongs to run {self.owner(path) or '(no id)'}, not to this run "
+                                      f"{self.run_id}; it is left alone (move it away to save step {step})")
             shutil.rmtree(path)
         path.mkdir(parents=True)
+        if self.run_id:
+            _write_atomic(path / RUN_ID_FILE, self.run_id)
         return path
 
     def finalize(self, step: int, state: TrainerState) -> Path:
@@ -194,13 +241,14 @@ class CheckpointManager:
         if state.step != step:
             raise ValueError(f"trainer state step {state.step} != checkpoint step {step}")
         _write_atomic(path / TRAINER_STATE_FILE, state.to_json())
-        _write_atomic(path / COMPLETE_MARKER, json.dumps({"step": step}))
+        _write_atomic(path / COMPLETE_MARKER, json.dumps({"step": step, "run_id": self.run_id}))
         self.prune()
         return path
 
     def prune(self) -> list[Path]:
-        """Delete incomplete directories older than the newest complete one and complete ones
-        beyond the last ``keep_last``; returns the removed paths."""
+        """Delete this run's incomplete directories older than its newest complete one and its
+        complete ones beyond the last ``keep_last``; returns the removed paths. Step directories
+        of other runs are never touched."""
         complete = self.complete_steps()
         if not complete:
             return []
@@ -232,7 +280,8 @@ class CheckpointManager:
         return TrainerState.from_json(state_file.read_text(), source=str(state_file))
 
     def resolve(self, resume: str) -> Optional[Path]:
-        """``trainer.resume``: ``auto`` -> latest complete (or None), ``never`` -> None, else that path."""
+        """``trainer.resume``: ``auto`` -> this run's latest complete step (or None), ``never`` -> None,
+        else that path (any run's checkpoint)."""
         if resume == "never":
             return None
         if resume == "auto":

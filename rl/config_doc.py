@@ -1,8 +1,8 @@
-"""Render the documented ``configs/default.yaml`` from the dataclass schema in :mod:`rl.config`.
+"""Render the documented ``configs/default.yaml`` from the dataclass schemas nested in :mod:`rl.config`.
 
-The comment lines written directly above a field in ``rl/config.py`` (or a
-trailing ``# ...`` on its line) become its YAML comment, so the schema stays
-the single source of truth. ``python -m rl.config_doc > configs/default.yaml``
+The comment lines written directly above a field in its schema module (``data/config.py``,
+``rl/workers/config.py``, ...; see :mod:`rl.config`) or a trailing ``# ...`` on its line
+become its YAML comment, so the schema stays the single source of truth. ``python -m rl.config_doc > configs/default.yaml``
 regenerates the file; a test checks the committed file is current and that
 every key is documented.
 """
@@ -93,10 +93,10 @@ def undocumented(obj: Any, prefix: str = "") -> list[str]:
 
 def default_yaml() -> str:
     header = [
-        "# Every configuration key with its default value. Generated from rl/config.py by",
-        "# `python -m rl.config_doc > configs/default.yaml`; edit the schema, not this file.",
+        "# Every configuration key with its default value. Generated from the config schemas (see rl/config.py)",
+        "# by `python -m rl.config_doc > configs/default.yaml`; edit the schemas, not this file.",
         "# Recipes (configs/recipes/*.yaml) and `key=value` overrides change these values;",
-        "# an unknown key or a value of the wrong type is an error naming the key.",
+        "# an unknown key, a value of the wrong type or out of its range is an error naming the key.",
         "",
     ]
     return "\n".join(header + render(schema.Config())) + "\n"

@@ -2,7 +2,7 @@
 
 A GRPO group whose ``n`` responses are all the same, or whose ``n`` scores are all equal,
 gives no learning signal; a policy that answers every query alike has collapsed. Train
-steps log (``reward_metrics`` in :mod:`rl.batch`)::
+steps log (``reward_metrics`` in :mod:`rl.metrics`)::
 
     diversity/distinct_responses_per_group   mean over groups of the number of distinct response texts, in [1, n]
     diversity/distinct_answers_per_group     the same on the <answer> content (whitespace-normalised; no block = "")
@@ -56,10 +56,21 @@ def distinct_per_group(values: Sequence[Any], group_index: Sequence[int]) -> flo
     return float(np.mean([len(set(g)) for g in groups])) if groups else 0.0
 
 
+def zero_variance_groups(values: Sequence[float] | np.ndarray, group_index: Sequence[int]) -> list[bool]:
+    """Per response group (in order of first appearance): are its values all exactly equal?
+
+    values, group_index: ``N`` each. The test is largest == smallest (an ``std == 0`` test
+    can miss equal floats whose mean is rounded); a group holding a NaN is not constant.
+    Such a group has zero GRPO advantage: no learning signal. Used by the ``diversity/``
+    metrics and by dynamic sampling's filter (:func:`rl.dynamic_sampling.select_groups`).
+    """
+    return [bool(np.max(g) == np.min(g)) for g in _groups([float(v) for v in values], group_index)]
+
+
 def zero_variance_group_frac(scores: Sequence[float], group_index: Sequence[int]) -> float:
-    """Fraction of groups whose scores are all exactly equal (zero GRPO advantage); 0.0 for no groups."""
-    groups = _groups([float(s) for s in scores], group_index)
-    return float(np.mean([max(g) == min(g) for g in groups])) if groups else 0.0
+    """Fraction of response groups whose scores are all exactly equal (zero GRPO advantage); 0.0 for no groups."""
+    constant = zero_variance_groups(scores, group_index)
+    return float(np.mean(constant)) if constant else 0.0
 
 
 def is_valid_grounding_answer(response: Any) -> bool:

@@ -1,23 +1,30 @@
 """The single controller: one GRPO step, in order (the only place that knows the order).
 
-::
+:meth:`GRPOTrainer.train_step` threads one :class:`rl.batch.GRPOBatch` through the phases of
+a step, each a method that takes the batch and returns it (a subclass can override one
+phase and keep the others)::
 
-    1 rollout group   generate(prompts, n)            -> responses (ids, text, logprobs), streamed
-    2 reward pool     score(groups)                   ┐ each group as soon as it is generated;
-    3 reference group log-probs(responses)            ├ Ray futures, overlapped with the rest
-    4 actor group     old log-probs(responses)        ┘ of generation and with each other
-    5 driver          advantages (verl core_algos estimator)
-    6 actor group     update(batch)                   -> actor/* metrics
-    7 weight sync     actor rank 0 -> rollout workers (bucketed, not through the driver)
-    8 tracking        metrics.jsonl + W&B; checkpoint every k steps; validation every m steps
+    _generate            rollout group: rollout.n responses per prompt, streamed back; each
+                         response group goes to the reward pool as soon as it is complete
+    _encode              driver: the model's tensors
+    _start_log_probs     actor (and reference) group: old (and reference) log-probs start on
+                         the rank shards, overlapped with the rest of the scoring
+    _score               reward pool: wait for every reward
+    _compute_log_probs   wait for the log-probs
+    _compute_advantages  driver: advantages (verl core_algos estimator)
+    _update_actor        actor group: update -> actor/* metrics
+    _sync_weights        actor rank 0 -> rollout workers (bucketed, not through the driver)
+    _step_metrics        the logged dict (rl.metrics)
+
+:meth:`fit` loops over :meth:`train_step`: tracking (metrics.jsonl + W&B), a checkpoint every
+k steps, validation every m steps. The batch's :class:`rl.batch.Phase` tells a failing
+step's handler whether the actor was already being changed.
 
 With ``algorithm.filter_groups.enable`` (dynamic sampling, :mod:`rl.dynamic_sampling`)
-phases 1-2 repeat on further prompt batches, each round scored in full and filtered, until
-``trainer.train_batch_size`` groups with a learning signal are kept; phases 3-7 then run on
-the kept groups only (and are skipped when no group was kept).
-
-:class:`GRPOTrainer` is a short template method: :meth:`fit` loops over
-:meth:`train_step`; subclasses can override a phase without touching the rest.
+:meth:`_generate_filtered` replaces :meth:`_generate`: generation and scoring repeat on
+further prompt batches, each round scored in full and filtered, until
+``trainer.train_batch_size`` response groups with a learning signal are kept; the other
+phases then run on the kept groups only (and are skipped when no group was kept).
 """
 
 from __future__ import annotations
@@ -28,34 +35,45 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from rl.algos import compute_advantages
-from rl.batch import RolloutBatch, flatten_rollout, reward_metrics
+from rl.batch import GRPOBatch, Phase, RolloutBatch, flatten_rollout
 from rl.checkpoint import MODEL_SUBDIR, CheckpointManager, TrainerState, capture_rng_state, restore_rng_state
 from rl.config import Config, to_dict
 from rl.diversity import is_grounding_record, validation_metrics
 from rl.dynamic_sampling import GroupAccumulator, group_multiple
+from rl.metrics import perf_metrics, reward_failure_metrics, reward_metrics, step_metrics
 from rl.placement import PlacementPlan, roles_for
 from rl.prompt_loader import PromptLoader
 from rl.timing import PhaseTimer
 from rl.tracking import Tracker
+
+if TYPE_CHECKING:
+    from rl.eval.actor import Evaluator
+    from rl.workers.policy_group import PolicyGroup
+    from rl.workers.reward_pool import PendingScores, RewardPool
+    from rl.workers.rollout_group import RolloutGroup
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Groups:
-    """The Ray worker groups of a run."""
+    """The Ray worker groups of a run (:class:`rl.workers.group.WorkerGroup` subclasses)."""
 
-    actor: Any
-    rollout: Any
-    reward: Any
-    reference: Optional[Any] = None
+    actor: PolicyGroup
+    rollout: RolloutGroup
+    reward: RewardPool
+    reference: Optional[PolicyGroup] = None
+
+    def policies(self) -> list[PolicyGroup]:
+        """The policy worker groups: the actor, and the reference when there is one."""
+        return [g for g in (self.actor, self.reference) if g is not None]
 
     def shutdown(self) -> None:
         for g in (self.rollout, self.reward, self.reference, self.actor):
@@ -71,6 +89,7 @@ def build_placement(cfg: Config) -> PlacementPlan:
 
 def build_groups(cfg: Config, plan: PlacementPlan, model_path: str, reference_path: str,
                  total_updates: int) -> Groups:
+    from rl.workers.group import bundle_options
     from rl.workers.policy_group import PolicyGroup
     from rl.workers.reward_pool import RewardPool
     from rl.workers.rollout_group import RolloutGroup
@@ -83,7 +102,7 @@ def build_groups(cfg: Config, plan: PlacementPlan, model_path: str, reference_pa
         reference = PolicyGroup("reference", plan, model_path=reference_path, **common)
     rollout = RolloutGroup(cfg.rollout, model_path, plan, model_cfg=cfg.model, device=cfg.trainer.device,
                            seed=cfg.trainer.seed)
-    reward = RewardPool(cfg.reward, [plan.actor_options("reward", i) for i in range(plan.slots["reward"].num_workers)])
+    reward = RewardPool(cfg.reward, bundle_options(plan, "reward"))
     return Groups(actor=actor, rollout=rollout, reward=reward, reference=reference)
 
 
@@ -103,18 +122,23 @@ class GRPOTrainer:
         self.tracker: Optional[Tracker] = None
         self.plan: Optional[PlacementPlan] = None
         self._stop_requested = False
+        self.stop_signal: Optional[int] = None  # the signal that stopped fit early (None: not stopped)
         self._processor = None
-        self.evaluator: Optional[Any] = None
+        self.evaluator: Optional[Evaluator] = None
         self.eval_failures = 0
-        self._actor_touched = False  # whether the current step has started to change the actor (set by train_step)
+        self.batch: Optional[GRPOBatch] = None  # the batch of the step in progress (set by train_step)
         # Called as callback(step, metrics) after each step is logged (e.g. Ray Tune reporting in sweeps).
         self.step_callbacks: list[Callable[[int, dict[str, float]], None]] = []
 
     # ------------------------------------------------------------ lifecycle
     def setup(self) -> None:
+        from rewards.scorer import dry_run, probe_samples
         from rl.models.loading import load_processor
         from rl.rollout.base import SamplingParams
 
+        # Score one sample per task with the run's reward before any actor starts: a reward that
+        # does not fit the samples stops the run here, naming the reward, the sample id and the key.
+        dry_run(self.cfg.reward, probe_samples(self.loader.records, self.val_records))
         self._processor = load_processor(self.model_path)
         self.sampling = SamplingParams.from_config(self.cfg.rollout)
         self.val_sampling = SamplingParams.from_config(self.cfg.rollout, validation=True)
@@ -136,9 +160,9 @@ class GRPOTrainer:
         )
         if state:
             # The rollout engine starts from the initial weights: sync the resumed actor into it.
-            self._sync_weights()
+            self._push_weights()
 
-    def _sync_weights(self) -> int:
+    def _push_weights(self) -> int:
         """Actor -> rollout engines, bucketed; returns the bytes sent."""
         sent, _ = self.groups.actor.push_weights(
             self.groups.rollout.workers, self.cfg.rollout.weight_sync_bucket_mb,
@@ -151,9 +175,11 @@ class GRPOTrainer:
         if path is None:
             return None
         state = self.ckpt.load_trainer_state(path)
-        self.groups.actor.call_all("load_checkpoint", str(path / MODEL_SUBDIR))
+        self.groups.actor.load_checkpoint(str(path / MODEL_SUBDIR))
         self.loader.load_state_dict(state.extra["loader"])
         restore_rng_state(state.rng)
+        if "rollout" in state.extra:   # the rollout workers' seed counters (absent in older checkpoints)
+            self.groups.rollout.load_sampling_state(state.extra["rollout"])
         self.global_step = int(state.step)
         log.info("resumed from %s at step %d", path, self.global_step)
         return state
@@ -168,9 +194,22 @@ class GRPOTrainer:
         if self.plan is not None:
             self.plan.remove()
 
-    def request_stop(self, *_: Any) -> None:
-        """SIGINT/SIGTERM: finish the current step, save a checkpoint, exit cleanly."""
+    def request_stop(self, signum: Optional[int] = None, *_: Any) -> None:
+        """SIGINT/SIGTERM: finish the current step, save a checkpoint, then ``fit`` returns;
+        :attr:`stop_signal` keeps the first signal (the launcher exits with 128 + its number)."""
         self._stop_requested = True
+        if self.stop_signal is None and signum is not None:
+            self.stop_signal = int(signum)
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether a stop request ended :meth:`fit` before ``trainer.total_steps``."""
+        return self._stop_requested and self.global_step < self.cfg.trainer.total_steps
+
+    def _sampling_state(self) -> Optional[dict[str, Any]]:
+        """The rollout workers' seed counters (None without a rollout group that keeps them)."""
+        state = getattr(self.groups.rollout, "sampling_state", None) if self.groups is not None else None
+        return state() if state is not None else None
 
     # ------------------------------------------------------------ template
     def fit(self) -> dict[str, float]:
@@ -188,8 +227,8 @@ class GRPOTrainer:
             bar = tqdm(total=total, initial=self.global_step, desc="GRPO", unit="step", dynamic_ncols=True)
             while self.global_step < total and not self._stop_requested:
                 self.global_step += 1
-                before_step = (self.loader.state_dict(), capture_rng_state())
-                self._actor_touched = False
+                before_step = (self.loader.state_dict(), capture_rng_state(), self._sampling_state())
+                self.batch = None
                 try:
                     metrics = self.train_step()
                 except Exception:
@@ -214,7 +253,7 @@ class GRPOTrainer:
                                 step_s=f"{metrics.get('timing_s/step', 0):.1f}")
             bar.close()
             if self.cfg.trainer.export_hf and self.global_step >= total:
-                self.groups.actor.call_all("export_hf", str(self.run_dir / "export"))
+                self.groups.actor.export_hf(str(self.run_dir / "export"))
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -243,80 +282,137 @@ class GRPOTrainer:
         return freq > 0 and self.global_step % freq == 0
 
     def train_step(self) -> dict[str, float]:
-        cfg = self.cfg
+        """One GRPO step: the phases in order, each taking and returning the step's batch."""
         self.timer.reset()
-        step_start = time.perf_counter()
-        busy: dict[str, float] = {}
-        sampling_metrics: dict[str, float] = {}
-        pending = None
-        if cfg.algorithm.filter_groups.enable:
-            # Dynamic sampling: rounds of generate + score + filter; rewards are needed before encoding.
-            batch, accumulator = self._sample_filtered_batch(busy)
-            sampling_metrics = accumulator.metrics(self._group_multiple())
-            if batch is None:
-                return self._skipped_step_metrics(accumulator, sampling_metrics, busy, step_start)
+        batch = self.batch = GRPOBatch(step=self.global_step)
+        if self.cfg.algorithm.filter_groups.enable:
+            batch = self._generate_filtered(batch)
+            if batch.rollout is None:          # no response group kept: no update this step
+                return self._step_metrics(batch)
         else:
-            records = self.loader.next_batch()
-            self.tracker.log_batch([str(r.get("id", "")) for r in records], self.global_step)
-            # Scoring overlaps the rest of generation and the log-prob phases below.
-            batch, pending = self._generate(records, busy, sleep_after=True)
+            batch = self._generate(batch)
+        batch = self._encode(batch)
+        batch = self._start_log_probs(batch)
+        batch = self._score(batch)
+        batch = self._compute_log_probs(batch)
+        batch = self._compute_advantages(batch)
+        batch = self._update_actor(batch)
+        batch = self._sync_weights(batch)
+        return self._step_metrics(batch)
 
+    # ------------------------------------------------------------ phases
+    def _generate(self, batch: GRPOBatch) -> GRPOBatch:
+        """Draw the step's prompts (logged to ``batches.jsonl``), generate ``rollout.n`` responses
+        each and start scoring them; the rollout engines then sleep on shared GPUs."""
+        records = self.loader.next_batch()
+        self.tracker.log_batch([str(r.get("id", "")) for r in records], self.global_step)
+        # Scoring overlaps the rest of generation and the log-prob phases.
+        batch.rollout, batch.pending_rewards = self._generate_responses(records, batch.busy, sleep_after=True)
+        return batch.advance(Phase.GENERATED)
+
+    def _generate_filtered(self, batch: GRPOBatch) -> GRPOBatch:
+        """Dynamic sampling: rounds of generate + score + filter (:meth:`_sample_filtered_batch`).
+        The batch comes back scored, or without a rollout when no response group was kept."""
+        batch.rollout, batch.sampling = self._sample_filtered_batch(batch.busy)
+        if batch.rollout is not None:
+            batch.advance(Phase.GENERATED)
+        return batch
+
+    def _encode(self, batch: GRPOBatch) -> GRPOBatch:
+        """The responses as the model's tensors (:class:`rl.models.encoded_batch.EncodedBatch`)."""
         with self.timer.phase("encode"):
-            encoded = batch.encode(self._processor)
-            # One object-store copy per distinct group size; each rank fetches only its shard.
-            shards = {n: [_put(s) for s in g.shard(encoded)] for n, g in self._policy_groups_by_size().items()}
+            batch.encoded = batch.rollout.encode(self._processor)
+        return batch.advance(Phase.ENCODED)
+
+    def _start_log_probs(self, batch: GRPOBatch) -> GRPOBatch:
+        """Start the old (actor) and reference log-probs on the policy workers, without waiting."""
+        with self.timer.phase("encode"):   # the shards' object-store copies count as encoding time
+            # One object-store copy per distinct world size; each rank fetches only its shard.
+            shards = {g.world_size: [_put(s) for s in g.shard(batch.encoded)] for g in self.groups.policies()}
         ref = self.groups.reference
-        ref_futures = ref.compute_log_prob_async(shards[ref.world_size]) if ref else None
-        old_futures = self.groups.actor.compute_log_prob_async(shards[self.groups.actor.world_size])
+        if ref is not None:
+            batch.log_prob_futures["reference"] = ref.compute_log_prob_async(shards[ref.world_size])
+        actor = self.groups.actor
+        batch.log_prob_futures["actor"] = actor.compute_log_prob_async(shards[actor.world_size])
+        return batch
 
-        if pending is not None:
-            self._collect_rewards(batch, pending, busy)
+    def _score(self, batch: GRPOBatch) -> GRPOBatch:
+        """Wait for the rewards still being computed and store them in the rollout."""
+        if batch.pending_rewards is not None:
+            self._collect_rewards(batch.rollout, batch.pending_rewards, batch.busy)
+            batch.pending_rewards = None
+        return batch.advance(Phase.SCORED)
+
+    def _compute_log_probs(self, batch: GRPOBatch) -> GRPOBatch:
+        """Wait for the old and reference log-probs ((N, R) each)."""
         with self.timer.phase("old_log_prob"):
-            old_parts, busy["old_log_prob"] = self.groups.actor.gather(old_futures)
-        ref_log_probs = None
-        if ref_futures is not None:
+            batch.old_log_probs, seconds = self.groups.actor.collect_log_probs(batch.log_prob_futures.pop("actor"))
+            batch.add_busy("old_log_prob", seconds)
+        if "reference" in batch.log_prob_futures:
             with self.timer.phase("ref"):
-                ref_parts, busy["ref"] = self.groups.reference.gather(ref_futures)
-            ref_log_probs = torch.cat(ref_parts)
-        old_log_probs = torch.cat(old_parts)
+                batch.ref_log_probs, seconds = self.groups.reference.collect_log_probs(
+                    batch.log_prob_futures.pop("reference"))
+                batch.add_busy("ref", seconds)
+        return batch.advance(Phase.LOG_PROBS)
 
+    def _compute_advantages(self, batch: GRPOBatch) -> GRPOBatch:
+        """(N, R) advantages of the scores with ``algorithm.adv_estimator`` (GRPO: each score
+        against its response group's mean and std)."""
+        rollout = batch.rollout
         with self.timer.phase("adv"):
-            advantages, _ = compute_advantages(
-                torch.as_tensor(batch.scores, dtype=torch.float32), encoded.response_mask,
-                np.asarray(batch.group_index), cfg.algorithm,
+            batch.advantages, _ = compute_advantages(
+                torch.as_tensor(rollout.scores, dtype=torch.float32), batch.encoded.response_mask,
+                np.asarray(rollout.group_index), self.cfg.algorithm,
             )
-        self._actor_touched = True   # from here on a failure may leave the actor between two steps
-        with self.timer.phase("update_actor"):
-            actor_metrics = self._update_actor(encoded, advantages, old_log_probs, ref_log_probs)
-        with self.timer.phase("update_weights"):
-            sent_bytes = self._sync_weights()
+        return batch.advance(Phase.ADVANTAGES)
 
-        step_time = time.perf_counter() - step_start
-        metrics: dict[str, float] = {"training/global_step": self.global_step,
-                                     "training/epoch": self.loader.state.epoch}
-        metrics.update(reward_metrics(batch, encoded, advantages, max_response_length=cfg.rollout.max_response_length))
-        metrics.update(sampling_metrics)
-        metrics.update(actor_metrics)
-        metrics.update(self.timer.metrics())
-        metrics["timing_s/step"] = step_time
-        metrics.update({f"timing_busy_s/{k}": v for k, v in busy.items()})
-        total_tokens = int(encoded.attention_mask.sum())
-        metrics["perf/total_num_tokens"] = total_tokens
-        metrics["perf/time_per_step"] = step_time
-        metrics["perf/throughput"] = total_tokens / step_time / max(1, self.groups.actor.world_size)
-        metrics["perf/weight_sync_mb"] = sent_bytes / 2**20
+    def _update_actor(self, batch: GRPOBatch) -> GRPOBatch:
+        """One policy update of the actor on the batch (``actor/*`` metrics)."""
+        batch.advance(Phase.UPDATING)   # from here on a failure may leave the actor between two steps
+        with self.timer.phase("update_actor"):
+            batch.actor_metrics = self.groups.actor.update_policy(
+                batch.encoded, batch.advantages, batch.old_log_probs, batch.ref_log_probs)
+        return batch.advance(Phase.UPDATED)
+
+    def _sync_weights(self, batch: GRPOBatch) -> GRPOBatch:
+        """The updated weights into the rollout engines."""
+        with self.timer.phase("update_weights"):
+            batch.weight_sync_bytes = self._push_weights()
+        return batch.advance(Phase.SYNCED)
+
+    def _step_metrics(self, batch: GRPOBatch) -> dict[str, float]:
+        """The step's logged metrics (:mod:`rl.metrics`); logs sample rows every
+        ``trainer.log_samples_freq`` steps. A batch without a rollout (dynamic sampling kept
+        nothing) logs the sampling counts and the reward failures of every round."""
+        cfg = self.cfg
+        step_s = time.perf_counter() - batch.started_at
+        sampling = batch.sampling.metrics(self._response_group_multiple()) if batch.sampling is not None else {}
+        if batch.rollout is None:
+            samples = batch.sampling.all_generated()
+            data = {**sampling, **reward_failure_metrics(samples)}
+            perf: dict[str, float] = {}
+        else:
+            samples = batch.rollout
+            data = reward_metrics(samples, batch.encoded, batch.advantages,
+                                  max_response_length=cfg.rollout.max_response_length)
+            data.update(sampling)
+            data.update(batch.actor_metrics)
+            perf = perf_metrics(int(batch.encoded.attention_mask.sum()), step_s, self.groups.actor.world_size,
+                                batch.weight_sync_bytes)
+        metrics = step_metrics(self.global_step, self.loader.state.epoch, data, self.timer.metrics(), step_s,
+                               batch.busy, perf)
         if self._due(cfg.trainer.log_samples_freq):
-            self.tracker.log_samples(batch.sample_rows(cfg.trainer.log_samples_count), self.global_step)
+            self.tracker.log_samples(samples.sample_rows(cfg.trainer.log_samples_count), self.global_step)
         return metrics
 
     # ------------------------------------------------------------ generation
-    def _generate(self, records: list[dict], busy: dict[str, float],
-                  sleep_after: bool = False) -> tuple[RolloutBatch, Any]:
+    def _generate_responses(self, records: list[dict], busy: dict[str, float],
+                            sleep_after: bool = False) -> tuple[RolloutBatch, PendingScores]:
         """Generate ``rollout.n`` responses per record and start scoring them.
 
-        Asynchronous generation: every group goes to the reward pool as soon as the rollout
-        workers stream it back. Returns the (unscored) batch and the reward pool's pending
-        scores for :meth:`_collect_rewards`; adds the generation seconds to ``busy["gen"]``.
+        Asynchronous generation: every response group goes to the reward pool as soon as the
+        rollout workers stream it back. Returns the (unscored) rollout and the reward pool's
+        pending scores for :meth:`_collect_rewards`; adds the generation seconds to ``busy["gen"]``.
         ``sleep_after``: on shared GPUs free the engine's memory until the weight sync wakes it."""
         n = self.cfg.rollout.n
         pending = self.groups.reward.submit([])
@@ -336,24 +432,24 @@ class GRPOTrainer:
         if self.cfg.cluster.rollout.colocate_with:  # shared GPUs: free the engine's memory until the sync wakes it
             self.groups.rollout.sleep()
 
-    def _collect_rewards(self, batch: RolloutBatch, pending: Any, busy: dict[str, float]) -> None:
-        """Wait for the batch's scores and store them in it; adds to ``busy["reward"]``."""
+    def _collect_rewards(self, rollout: RolloutBatch, pending: PendingScores, busy: dict[str, float]) -> None:
+        """Wait for the rollout's scores and store them in it; adds to ``busy["reward"]``."""
         with self.timer.phase("reward"):
             scored = self.groups.reward.collect(pending)
         busy["reward"] = busy.get("reward", 0.0) + pending.busy_s / max(1, len(self.groups.reward.workers))
-        batch.set_rewards(scored, failed=pending.failures, restarts=pending.restarts)
+        rollout.set_rewards(scored, failed=pending.failures, restarts=pending.restarts)
 
     def _generate_and_score(self, records: list[dict], busy: dict[str, float]) -> RolloutBatch:
-        """One generation round of dynamic sampling: the scored batch of ``records``."""
-        batch, pending = self._generate(records, busy)
-        self._collect_rewards(batch, pending, busy)
-        return batch
+        """One generation round of dynamic sampling: the scored rollout of ``records``."""
+        rollout, pending = self._generate_responses(records, busy)
+        self._collect_rewards(rollout, pending, busy)
+        return rollout
 
     def _sample_filtered_batch(self, busy: dict[str, float]) -> tuple[Optional[RolloutBatch], GroupAccumulator]:
         """Dynamic sampling: draw prompt batches, generate, score and filter until
-        ``trainer.train_batch_size`` groups are kept or ``max_num_gen_batches`` rounds are used.
+        ``trainer.train_batch_size`` response groups are kept or ``max_num_gen_batches`` rounds are used.
 
-        Returns the training batch (the first kept groups; fewer than the batch size with a
+        Returns the training rollout (the first kept groups; fewer than the batch size with a
         warning when the round limit was hit; ``None`` when no group was kept) and the
         accumulator with every round (for the ``batch/*`` metrics). Logs every prompt drawn to
         ``batches.jsonl`` with the kept ones."""
@@ -362,63 +458,26 @@ class GRPOTrainer:
         accumulator = GroupAccumulator.from_config(fg, target)
         while accumulator.wants_more():
             accumulator.add(self._generate_and_score(self.loader.next_batch(), busy))
-        multiple = self._group_multiple()
-        batch = accumulator.kept_batch(multiple)
-        kept_ids = [str(r.get("id", "")) for r in batch.records] if batch is not None else []
+        multiple = self._response_group_multiple()
+        rollout = accumulator.kept_batch(multiple)
+        kept_ids = [str(r.get("id", "")) for r in rollout.records] if rollout is not None else []
         self.tracker.log_batch(accumulator.record_ids(), self.global_step, kept_ids=kept_ids)
         if accumulator.num_trained(multiple) < target:
             log.warning(
                 "step %d: dynamic sampling kept %d of %d groups after %d generation rounds "
                 "(algorithm.filter_groups.max_num_gen_batches=%d); %s", self.global_step, accumulator.num_kept,
                 target, accumulator.rounds, fg.max_num_gen_batches,
-                f"training on {len(batch.records)} groups" if batch is not None
+                f"training on {len(rollout.records)} groups" if rollout is not None
                 else "skipping the actor update and weight sync of this step")
-        if batch is not None:
+        if rollout is not None:
             self._sleep_rollout()
-        return batch, accumulator
+        return rollout, accumulator
 
-    def _group_multiple(self) -> int:
-        """Groups per training batch must be a multiple of this for equal rank shards."""
+    def _response_group_multiple(self) -> int:
+        """Response groups per training batch must be a multiple of this for equal rank shards."""
         if self.groups is None:
             return 1
-        sizes = [g.world_size for g in (self.groups.actor, self.groups.reference) if g is not None]
-        return group_multiple(self.cfg.rollout.n, sizes)
-
-    def _skipped_step_metrics(self, accumulator: GroupAccumulator, sampling_metrics: dict[str, float],
-                              busy: dict[str, float], step_start: float) -> dict[str, float]:
-        """Metrics of a step whose dynamic sampling kept no group (no update, no weight sync)."""
-        generated = accumulator.all_generated()
-        step_time = time.perf_counter() - step_start
-        metrics: dict[str, float] = {"training/global_step": self.global_step,
-                                     "training/epoch": self.loader.state.epoch}
-        metrics.update(sampling_metrics)
-        metrics["reward/failed"] = float(generated.reward_failures)
-        metrics["reward/worker_restarts"] = float(generated.reward_restarts)
-        metrics.update(self.timer.metrics())
-        metrics["timing_s/step"] = step_time
-        metrics.update({f"timing_busy_s/{k}": v for k, v in busy.items()})
-        if self._due(self.cfg.trainer.log_samples_freq):
-            self.tracker.log_samples(generated.sample_rows(self.cfg.trainer.log_samples_count), self.global_step)
-        return metrics
-
-    def _policy_groups_by_size(self) -> dict[int, Any]:
-        groups = [g for g in (self.groups.actor, self.groups.reference) if g is not None]
-        return {g.world_size: g for g in groups}
-
-    def _update_actor(self, encoded, advantages, old_log_probs, ref_log_probs) -> dict[str, float]:
-        group = self.groups.actor
-        num_tokens = int(encoded.response_mask.sum())
-        num_seqs = len(encoded)
-        enc_shards = group.shard(encoded)
-        adv_shards = group.shard(advantages)
-        old_shards = group.shard(old_log_probs)
-        ref_shards = group.shard(ref_log_probs) if ref_log_probs is not None else [None] * group.world_size
-        futures = group.call_async(
-            "update_policy",
-            [(e, a, o, r, num_tokens, num_seqs) for e, a, o, r in zip(enc_shards, adv_shards, old_shards, ref_shards)],
-        )
-        results, _ = group.gather(futures)
-        return dict(results[0])
+        return group_multiple(self.cfg.rollout.n, [g.world_size for g in self.groups.policies()])
 
     # ------------------------------------------------------------ validation
     def validate(self) -> dict[str, float]:
@@ -427,17 +486,18 @@ class GRPOTrainer:
             return {}
         records = self.val_records[: self.cfg.trainer.val_num_prompts]
         outputs, _ = self.groups.rollout.generate(records, self.val_sampling)
-        batch = flatten_rollout(records, outputs, n=self.cfg.rollout.val_n)
-        pending = self.groups.reward.submit(batch.reward_groups())
-        batch.set_rewards(self.groups.reward.collect(pending), failed=pending.failures, restarts=pending.restarts)
-        out = {"val/score/mean": float(np.mean(batch.scores))}
-        for name, values in batch.components.items():
+        rollout = flatten_rollout(records, outputs, n=self.cfg.rollout.val_n)
+        pending = self.groups.reward.submit(rollout.reward_groups())
+        rollout.set_rewards(self.groups.reward.collect(pending), failed=pending.failures, restarts=pending.restarts)
+        out = {"val/score/mean": float(np.mean(rollout.scores))}
+        for name, values in rollout.components.items():
             out[f"val/reward/{name}"] = float(np.mean(values))
         # Collapse check: distinct answers per query, well-formed box answers, response length in tokens.
-        grounding = [is_grounding_record(batch.records[g]) for g in batch.group_index]
-        out.update(validation_metrics(batch.response_texts, batch.group_index, grounding))
-        out["val/response_length/mean"] = float(np.mean([len(ids) for ids in batch.response_ids]))
-        self.tracker.log_samples(batch.sample_rows(self.cfg.trainer.log_samples_count), self.global_step, table="val_samples")
+        grounding = [is_grounding_record(rollout.records[g]) for g in rollout.group_index]
+        out.update(validation_metrics(rollout.response_texts, rollout.group_index, grounding))
+        out["val/response_length/mean"] = float(np.mean([len(ids) for ids in rollout.response_ids]))
+        self.tracker.log_samples(rollout.sample_rows(self.cfg.trainer.log_samples_count), self.global_step,
+                                 table="val_samples")
         return out
 
     def evaluate_videos(self) -> dict[str, float]:
@@ -459,8 +519,8 @@ class GRPOTrainer:
 
         export = self.run_dir / "eval_export" / f"step_{self.global_step}"
         try:
-            paths = self.groups.actor.call_all("export_hf", str(export))
-            result = self.evaluator.evaluate(checkpoint_dir=str(next(p for p in paths if p)), step=self.global_step)
+            checkpoint_dir = self.groups.actor.export_hf(str(export))
+            result = self.evaluator.evaluate(checkpoint_dir=checkpoint_dir, step=self.global_step)
         finally:
             shutil.rmtree(export, ignore_errors=True)
             if export.parent.is_dir() and not any(export.parent.iterdir()):
@@ -471,7 +531,8 @@ class GRPOTrainer:
         return {**result["metrics"], "val/eval_failures": float(self.eval_failures)}
 
     # ------------------------------------------------------------ checkpoints
-    def _save_after_failure(self, loader_state: dict[str, Any], rng_state: Any) -> None:
+    def _save_after_failure(self, loader_state: dict[str, Any], rng_state: Any,
+                            sampling_state: Optional[dict[str, Any]] = None) -> None:
         """A step failed (a dead rollout worker, an engine error, ...): keep the progress of the
         steps before it. If the actor was not touched yet, rewind the data position and RNG to
         the start of the failed step and checkpoint the last completed step, so that re-running
@@ -480,7 +541,7 @@ class GRPOTrainer:
         self.global_step -= 1
         saved = self.ckpt.complete_steps()
         saved_step = saved[-1] if saved else 0
-        if self._actor_touched:
+        if self.batch is not None and self.batch.phase >= Phase.UPDATING:
             log.error("step %d failed during the actor update or weight sync; resuming continues from the "
                       "checkpoint of step %d", failed, saved_step)
             return
@@ -489,7 +550,7 @@ class GRPOTrainer:
         self.loader.load_state_dict(loader_state)
         restore_rng_state(rng_state)
         try:
-            path = self.save_checkpoint()
+            path = self.save_checkpoint(sampling_state)
         except Exception:  # noqa: BLE001 - the actor may be gone too; the original error is re-raised
             log.exception("step %d failed and the checkpoint of step %d could not be saved either; resuming "
                           "continues from step %d", failed, self.global_step, saved_step)
@@ -497,16 +558,18 @@ class GRPOTrainer:
         log.error("step %d failed; saved the completed step %d to %s (re-run the same command to resume)",
                   failed, self.global_step, path)
 
-    def save_checkpoint(self) -> Path:
-        """Model + optimizer (DCP, written by the actor ranks), data position, RNG, W&B run id."""
+    def save_checkpoint(self, sampling_state: Optional[dict[str, Any]] = None) -> Path:
+        """Model + optimizer (DCP, written by the actor ranks), data position, RNG, W&B run id, the
+        rollout workers' seed counters (``sampling_state``, default: the current ones)."""
         step = self.global_step
+        sampling = sampling_state if sampling_state is not None else self._sampling_state()
         self.ckpt.begin(step)
-        self.groups.actor.call_all("save_checkpoint", str(self.ckpt.model_dir(step)))
+        self.groups.actor.save_checkpoint(str(self.ckpt.model_dir(step)))
         state = TrainerState(
             step=step, epoch=self.loader.state.epoch, data_position=self.loader.state.cursor,
             data_seed=self.loader.seed, rng=capture_rng_state(),
             wandb_run_id=(self.tracker.run_id or "") if self.tracker else "",
-            extra={"loader": self.loader.state_dict()},
+            extra={"loader": self.loader.state_dict(), **({"rollout": sampling} if sampling is not None else {})},
         )
         return self.ckpt.finalize(step, state)
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from rl.batch import RolloutBatch, concat_batches
 from rl.config import ConfigError, FilterGroupsConfig
+from rl.diversity import zero_variance_groups
 
 __all__ = ["GroupSelection", "select_groups", "metric_values", "group_multiple", "GroupAccumulator"]
 
@@ -57,19 +58,19 @@ def select_groups(values: Sequence[float] | np.ndarray, n: int, low: Optional[fl
         n: responses per group.
         low, high: bounds on the group's mean value, inclusive (``None``: no bound).
 
-    A group has zero variance when its largest and smallest values are equal (exactly: an
-    ``std == 0`` test can miss equal floats whose mean is rounded). A non-finite mean counts
-    as out of bounds.
+    A group has zero variance when its values are all exactly equal
+    (:func:`rl.diversity.zero_variance_groups`). A non-finite mean counts as out of bounds.
     """
     if n < 1:
         raise ValueError(f"select_groups: n must be >= 1, got {n}")
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 1 or array.size % n:
         raise ValueError(f"select_groups: expected (B*n,) values with n={n}, got shape {array.shape}")
+    is_constant = zero_variance_groups(array, np.arange(array.size) // n)
     kept, constant, outside = [], [], []
     for g, group in enumerate(array.reshape(-1, n)):
         mean = float(group.mean())
-        if group.max() == group.min():
+        if is_constant[g]:
             constant.append(g)
         elif not math.isfinite(mean) or (low is not None and mean < low) or (high is not None and mean > high):
             outside.append(g)

@@ -24,17 +24,75 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Literal, Optional
 
-from rl.config import ClusterConfig, Config, ConfigError, PoolConfig
+from rl.schema import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rl.config import Config
 
 ROLES = ("actor", "rollout", "reference", "reward", "evaluator")
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+#: ``cluster.<role>.colocate_with`` values ("" = own pool).
+COLOCATE_CHOICES = ("",) + ROLES
 # Amount of a pool's ``node_resource`` each bundle asks for (a node carries 1 unit).
 NODE_RESOURCE_SHARE = 0.001
 
 
-def roles_for(cfg: Config) -> dict[str, int]:
+# ------------------------------------------------------------------ config
+
+
+@dataclass
+class PoolConfig:
+    """One role's placement: how many workers, what each bundle holds, on which nodes."""
+
+    # Workers (Ray actors) of this role.
+    num_workers: Annotated[int, ">= 0"] = 1
+    # CPUs of each worker's bundle.
+    cpus_per_worker: Annotated[float, ">= 0"] = 1.0
+    # GPUs of each worker's bundle.
+    gpus_per_worker: Annotated[float, ">= 0"] = 0.0
+    # Name of a resource pool shared by colocated roles ("" = own pool).
+    colocate_with: Literal[COLOCATE_CHOICES] = ""
+    # PACK | SPREAD | STRICT_PACK | STRICT_SPREAD
+    strategy: Literal[STRATEGIES] = "PACK"
+    # Custom Ray node resource the bundles require (e.g. "node:worker1"), "" = any node.
+    node_resource: str = ""
+
+
+@dataclass
+class ClusterConfig:
+    """Resource layout: one placement pool per role (configs/cluster/*.yaml)."""
+
+    # Name of the resource layout (configs/cluster/<name>.yaml).
+    name: str = "local_cpu"
+    # Ray address; "" starts a local Ray instance.
+    address: str = ""
+    # Nodes of the cluster.
+    nodes: Annotated[int, ">= 1"] = 1
+    # GPUs per node (0 = CPU only).
+    devices_per_node: Annotated[int, ">= 0"] = 0
+    # Reserve the whole job's bundles for Ray (CPU counts are soft on a laptop).
+    num_cpus: Optional[Annotated[int, ">= 1"]] = None
+    # Logical CPUs per node for the dry run's simulated nodes and feasibility check
+    # (null: num_cpus on a one-node cluster, otherwise CPUs are not checked).
+    cpus_per_node: Optional[Annotated[int, ">= 1"]] = None
+    # Custom Ray resource carried by each node, in node order ("" = none, "a+b" = two), e.g.
+    # [node_train, node_gen]: pools' node_resource pins land there (dry run, `ray start --resources`
+    # in launch/slurm); empty: the pools' node_resource names go to nodes 0, 1, ... in order of use.
+    node_resources: list[str] = field(default_factory=list)
+    actor: PoolConfig = field(default_factory=PoolConfig)
+    rollout: PoolConfig = field(default_factory=PoolConfig)
+    reference: PoolConfig = field(default_factory=PoolConfig)
+    reward: PoolConfig = field(default_factory=PoolConfig)
+    evaluator: PoolConfig = field(default_factory=PoolConfig)
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if len(self.node_resources) > self.nodes:
+            yield "node_resources", f"names {len(self.node_resources)} nodes but cluster.nodes = {self.nodes}"
+
+
+def roles_for(cfg: "Config") -> dict[str, int]:
     """Workers per role of a GRPO run (0 = role not started).
 
     The reference runs only with a KL loss; the evaluator only when the run
@@ -99,10 +157,6 @@ def reserved_bundles(reservation: Reservation) -> Iterator[Reservation]:
         yield reservation
     finally:
         _active_reservation = previous
-
-
-def active_reservation() -> Optional[Reservation]:
-    return _active_reservation
 
 
 class PlacementPlan:

@@ -13,16 +13,24 @@ would, pools in creation order:
 Among equal candidates the lowest node index wins (Ray's own choice may differ
 in which node, never in feasibility for these homogeneous pools). A pool that
 cannot be placed raises :class:`PlacementError` naming the pool and what is missing.
+
+At launch, :func:`check_fits_cluster` runs the same placement on the nodes of the
+connected Ray cluster (``ray.nodes()``), right after ``ray.init`` and before any actor
+starts, so that a run asking for more than the cluster has fails at once naming the
+resource and the config keys instead of waiting for a placement group that never comes.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from rl.config import ClusterConfig, ConfigError
-from rl.placement import PlacementPlan, Pool
+from rl.placement import ClusterConfig, PlacementPlan, Pool
+from rl.schema import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rl.config import Config
 
 _EPS = 1e-9
 
@@ -238,3 +246,63 @@ def simulate(plan: PlacementPlan, cluster: Optional[ClusterConfig] = None) -> Si
     nodes, checked = simulated_nodes(cluster, plan)
     placed = {name: _place_pool(pool, nodes) for name, pool in plan.pools.items()}
     return SimulatedPlacement(plan, nodes, placed, checked)
+
+
+# ------------------------------------------------------------- live cluster
+
+
+def live_nodes(plan: PlacementPlan, ray_nodes: Optional[Sequence[dict[str, Any]]] = None) -> list[SimNode]:
+    """The alive nodes of the connected Ray cluster (``ray.nodes()`` unless given) as :class:`SimNode`:
+    their total CPUs and GPUs and the custom resources the plan's pools pin to."""
+    if ray_nodes is None:
+        import ray
+
+        ray_nodes = ray.nodes()
+    pinned = {pool.node_resource for pool in plan.pools.values() if pool.node_resource}
+    nodes = []
+    for node in ray_nodes:
+        if not node.get("Alive", True):
+            continue
+        resources = node.get("Resources", {})
+        total = {"CPU": float(resources.get("CPU", 0.0)), "GPU": float(resources.get("GPU", 0.0))}
+        total.update({key: float(value) for key, value in resources.items() if key in pinned})
+        nodes.append(SimNode(len(nodes), total))
+    return nodes
+
+
+def _config_keys(cfg: "Config", pool: Pool) -> str:
+    """The config keys that size ``pool`` and describe the cluster, with their values."""
+    c = cfg.cluster
+    owner = getattr(c, pool.name)
+    sized = [f"cluster.{role}.num_workers = {getattr(c, role).num_workers}" for role in pool.members]
+    sized += [f"cluster.{pool.name}.cpus_per_worker = {owner.cpus_per_worker:g}",
+              f"cluster.{pool.name}.gpus_per_worker = {owner.gpus_per_worker:g}"]
+    if pool.node_resource:
+        sized.append(f"cluster.{pool.name}.node_resource = {pool.node_resource!r}")
+    described = (f"cluster.nodes = {c.nodes}, cluster.devices_per_node = {c.devices_per_node}, "
+                 f"cluster.num_cpus = {c.num_cpus}, cluster.cpus_per_node = {c.cpus_per_node}")
+    return (f"the pool is sized by {', '.join(sized)}; the config describes the cluster as {described} "
+            f"(cluster={c.name}): shrink the pool or run on a cluster that has these resources")
+
+
+def check_fits_cluster(cfg: "Config", ray_nodes: Optional[Sequence[dict[str, Any]]] = None) -> SimulatedPlacement:
+    """Place the run's plan (:func:`rl.placement.roles_for`) on the live Ray cluster's nodes.
+
+    Call it after ``ray.init`` (``ray_nodes``: ``ray.nodes()``-style records instead of asking
+    Ray). Raises :class:`PlacementError` naming the pool, the missing resource, the config keys
+    that ask for it and the live nodes, when a pool can never be placed.
+    """
+    from rl.placement import roles_for
+
+    plan = PlacementPlan(cfg.cluster, roles_for(cfg))
+    nodes = live_nodes(plan, ray_nodes)
+    if not nodes:
+        raise PlacementError("the Ray cluster has no alive node")
+    placed: dict[str, list[int]] = {}
+    for name, pool in plan.pools.items():
+        try:
+            placed[name] = _place_pool(pool, nodes)
+        except PlacementError as exc:
+            raise PlacementError(f"the live Ray cluster ({len(nodes)} node(s)) is too small for this run: {exc}; "
+                                 f"{_config_keys(cfg, pool)}") from None
+    return SimulatedPlacement(plan, nodes, placed, cpus_checked=True)

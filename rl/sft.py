@@ -7,10 +7,11 @@ and exports an HF checkpoint: the GRPO starting point and KL reference.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from tqdm import tqdm
 
@@ -32,6 +33,43 @@ def is_complete(path: Path) -> bool:
     return (path / COMPLETE_MARKER).is_file() and (path / "config.json").is_file()
 
 
+# Keys of the cold start's inputs that do not change what it trains.
+_SFT_BOOKKEEPING = ("sft.output_dir", "sft.skip_if_exists", "sft.log_freq")
+
+
+def sft_settings(cfg: Config) -> dict[str, Any]:
+    """What an SFT checkpoint depends on, as dotted keys: ``sft.*`` (but where it goes and how
+    often it logs), ``model.*``, ``data.*`` (the samples), the reward the samples are built for
+    and ``trainer.seed`` (the batch order). Stored in its completion marker."""
+    from rl.config import to_dict
+
+    tree = to_dict(cfg)
+    picked = {"sft": tree["sft"], "model": tree["model"], "data": tree["data"],
+              "reward": {"name": cfg.reward.name, "tau_neg": cfg.reward.params.videoseg_r1.tau_neg},
+              "trainer": {"seed": cfg.trainer.seed}}
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        elif prefix[:-1] not in _SFT_BOOKKEEPING:
+            flat[prefix[:-1]] = node
+
+    walk(picked, "")
+    return json.loads(json.dumps(flat, sort_keys=True, default=str))
+
+
+def recorded_settings(path: Path) -> Optional[dict[str, Any]]:
+    """The :func:`sft_settings` stored with a complete checkpoint (None: not recorded, an older build)."""
+    try:
+        marker = json.loads((path / COMPLETE_MARKER).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    settings = marker.get("settings") if isinstance(marker, dict) else None
+    return settings if isinstance(settings, dict) else None
+
+
 def sft_steps(cfg: Config, num_records: int) -> int:
     if cfg.sft.max_steps > 0:
         return cfg.sft.max_steps
@@ -40,7 +78,6 @@ def sft_steps(cfg: Config, num_records: int) -> int:
 
 def run_sft(cfg: Config, init_path: str, records: Sequence[dict[str, Any]]) -> Path:
     """Fine-tune ``init_path`` on ``records``; returns the exported HF checkpoint dir."""
-    import json
 
     from rl.models.encoded_batch import EncodedBatch
     from rl.models.inputs import encode_for_sft
@@ -78,14 +115,14 @@ def run_sft(cfg: Config, init_path: str, records: Sequence[dict[str, Any]]) -> P
             shards = group.shard(encoded) if len(encoded) % group.world_size == 0 else None
             if shards is None:
                 raise ValueError(f"SFT batch {len(encoded)} not divisible by {group.world_size} ranks")
-            results, _ = group.gather(group.call_async("sft_step", [(s, num_tokens) for s in shards]))
-            metrics = dict(results[0])
+            metrics = group.sft_step(shards, num_tokens)
             tracker.log(metrics, step)
             if step % max(1, cfg.sft.log_freq) == 0 or step == steps:
                 bar.set_postfix(loss=f"{metrics.get('sft/loss', float('nan')):.3f}")
                 log.info("sft step %d/%d %s", step, steps, {k: round(v, 4) for k, v in metrics.items()})
-        group.call_all("export_hf", str(out_dir))
-        (out_dir / COMPLETE_MARKER).write_text(json.dumps({"steps": steps, "init": str(init_path)}))
+        group.export_hf(str(out_dir))
+        (out_dir / COMPLETE_MARKER).write_text(json.dumps({"steps": steps, "init": str(init_path),
+                                                           "settings": sft_settings(cfg)}))
     finally:
         tracker.finish()
         if group is not None:

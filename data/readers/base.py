@@ -5,16 +5,28 @@ when it is opened; frames and masks are read when a
 :class:`~data.types.VideoSample`'s loaders are called. Malformed entries raise
 :class:`~data.io.CorruptFileError` / :class:`~data.io.MissingFileError` naming
 the file (and the video) when the sample is built or the frame / mask is read.
+Expression texts holding invalid code points (a ``"\\udc80"`` escape, or bytes
+that are not UTF-8) are repaired, not rejected: each one is replaced by U+FFFD,
+logged with the file, video and expression, and listed in the sample's
+``extra["text_repairs"]`` so that the build counts it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from data import io as data_io
+from data.text import clean_text
 from data.types import NO_TARGET, REFERRING, TYPE_NAMES, Expression, VideoSample
+
+logger = logging.getLogger("data.readers")
+
+#: ``VideoSample.extra`` key: ``{exp_id: invalid code points replaced in its text}`` (see :meth:`DatasetReader._sample`).
+TEXT_REPAIRS_KEY = "text_repairs"
 
 
 def find_first(candidates: Sequence[Path], what: str) -> Path:
@@ -50,6 +62,7 @@ class DatasetReader(ABC):
         if not isinstance(meta, dict) or not isinstance(meta.get("videos"), dict):
             raise data_io.CorruptFileError(self.meta_path, "expected a JSON object with a 'videos' object")
         self._videos: dict[str, Any] = meta["videos"]
+        self._warned_text: set[tuple[str, str]] = set()
 
     # ---------------------------------------------------------------- subclass API
 
@@ -124,8 +137,29 @@ class DatasetReader(ABC):
             return int(type_id)
         return NO_TARGET if known and not obj_ids else REFERRING
 
+    def _clean_expressions(self, video_id: str, expressions: dict[str, Expression]) -> dict[str, int]:
+        """Replace invalid code points (:mod:`data.text`) in the texts, in place; ``{exp_id: number replaced}``.
+
+        Each repair is logged once per reader, naming the metadata file, the video and the expression.
+        """
+        repairs: dict[str, int] = {}
+        for exp_id, exp in expressions.items():
+            text, replaced = clean_text(exp.text)
+            if not replaced:
+                continue
+            expressions[exp_id] = dataclasses.replace(exp, text=text)
+            repairs[exp_id] = replaced
+            if (video_id, exp_id) not in self._warned_text:
+                self._warned_text.add((video_id, exp_id))
+                logger.warning("%s: video %r expression %r: %d invalid code point(s) in the text replaced by U+FFFD",
+                               self.meta_path, video_id, exp_id, replaced)
+        return repairs
+
     def _sample(self, video_id: str, frames: list[str], height: int, width: int,
                 expressions: dict[str, Expression], **kwargs: Any) -> VideoSample:
+        repairs = self._clean_expressions(video_id, expressions)
+        if repairs:
+            kwargs["extra"] = {**kwargs.get("extra", {}), TEXT_REPAIRS_KEY: repairs}
         return VideoSample(
             dataset=self.name, split=self.split, video_id=video_id, frame_names=frames,
             frame_paths=self._frame_paths(video_id, frames), height=int(height), width=int(width),
@@ -133,4 +167,4 @@ class DatasetReader(ABC):
         )
 
 
-__all__ = ["DatasetReader", "find_first"]
+__all__ = ["DatasetReader", "find_first", "TEXT_REPAIRS_KEY"]

@@ -2,7 +2,8 @@
 
 ::
 
-    python launch/slurm/ray_node.py head   --cluster 2x8gpu [--port 6379] [--dashboard-port 8265] [-- RAY START ARGS]
+    python launch/slurm/ray_node.py head   --cluster 2x8gpu [--port 6379] [--dashboard-port 8265] \\
+                                           [--dashboard-host HOST] [-- RAY START ARGS]
     python launch/slurm/ray_node.py worker --cluster 2x8gpu --index 1 --address HEAD_IP:6379 [-- RAY START ARGS]
     python launch/slurm/ray_node.py wait   --address HEAD_IP:6379 --nodes 2 [--timeout 600]
 
@@ -13,6 +14,14 @@ pinned with ``node_resource`` land on the intended nodes (node 0 is the head).
 Arguments after ``--`` go to ``ray start`` unchanged (ports, ``--temp-dir``, ...).
 Token authentication: with ``RAY_AUTH_MODE=token`` in the environment every node
 needs the same token (``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``).
+
+The head's dashboard (which also serves the Jobs API) never listens on every
+interface by default: it binds to the node's own address when one is passed to
+``ray start`` (``-- --node-ip-address=IP``, as ``train.sbatch`` does: reachable
+inside the cluster network only), else to loopback. ``--dashboard-host HOST``
+(or ``VRS_RL_DASHBOARD_HOST``) asks for another interface, e.g. ``0.0.0.0``; put
+a TLS proxy in front of it then. From a laptop, prefer an SSH tunnel:
+``ssh -N -L 8265:HEAD_IP:8265 LOGIN_NODE``.
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[2]
+#: Environment variable that sets the dashboard interface when ``--dashboard-host`` is not given.
+DASHBOARD_HOST_ENV = "VRS_RL_DASHBOARD_HOST"
+LOOPBACK = "127.0.0.1"
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
@@ -44,17 +56,35 @@ def node_resources(cluster: str, index: int, overrides: Sequence[str] = ()) -> d
     return {name: 1.0 for name in filter(None, names[index].split("+"))}
 
 
+def _node_ip(extra: Sequence[str]) -> Optional[str]:
+    """The ``--node-ip-address`` given to ``ray start`` (``--node-ip-address=IP`` or ``--node-ip-address IP``)."""
+    for i, arg in enumerate(extra):
+        if arg.startswith("--node-ip-address="):
+            return arg.split("=", 1)[1] or None
+        if arg == "--node-ip-address" and i + 1 < len(extra):
+            return extra[i + 1]
+    return None
+
+
+def resolve_dashboard_host(explicit: Optional[str], extra: Sequence[str] = (), env: Optional[dict] = None) -> str:
+    """Interface of the head's dashboard: ``explicit``, else ``$VRS_RL_DASHBOARD_HOST``, else the node's
+    ``--node-ip-address``, else loopback (never every interface unless asked)."""
+    env = os.environ if env is None else env
+    return explicit or env.get(DASHBOARD_HOST_ENV) or _node_ip(extra) or LOOPBACK
+
+
 def ray_start_args(cluster: str, index: int, head: bool, address: Optional[str], port: int, dashboard_port: int,
-                   extra: Sequence[str] = (), dashboard_host: str = "0.0.0.0") -> list[str]:
-    """The ``ray start`` command of one node."""
+                   extra: Sequence[str] = (), dashboard_host: Optional[str] = None) -> list[str]:
+    """The ``ray start`` command of one node (``dashboard_host``: see :func:`resolve_dashboard_host`)."""
     from rl.config import load_config
 
     cfg = load_config([f"cluster={cluster}"])
     ray = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
     args = [ray, "start", "--block", "--disable-usage-stats"]
     if head:
+        host = resolve_dashboard_host(dashboard_host, extra)
         args += ["--head", f"--port={port}", "--include-dashboard=true", f"--dashboard-port={dashboard_port}",
-                 f"--dashboard-host={dashboard_host}"]
+                 f"--dashboard-host={host}"]
     else:
         if not address:
             raise SystemExit("worker nodes need --address HEAD_IP:PORT")
@@ -104,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--address", default=None, help="head GCS address HEAD_IP:PORT (worker, wait)")
     p.add_argument("--port", type=int, default=6379, help="head GCS port")
     p.add_argument("--dashboard-port", type=int, default=8265)
-    p.add_argument("--dashboard-host", default="0.0.0.0", help="interface the head's dashboard (Jobs API) listens on")
+    p.add_argument("--dashboard-host", default=None,
+                   help=f"interface the head's dashboard (Jobs API) listens on (default: ${DASHBOARD_HOST_ENV}, else "
+                        "the --node-ip-address given to ray start, else 127.0.0.1)")
     p.add_argument("--nodes", type=int, default=1, help="wait: nodes to wait for")
     p.add_argument("--timeout", type=float, default=600.0, help="wait: seconds")
     p.add_argument("--print-only", action="store_true", help="print the ray start command instead of running it")

@@ -11,8 +11,8 @@ Driver use (every ``eval.freq`` steps)::
     evaluator = Evaluator(cfg, plan)        # once, after plan.create(); plan roles include "evaluator"
     ...
     if cfg.eval.freq and step % cfg.eval.freq == 0:
-        export_dir = next(p for p in actor_group.call_all("export_hf", f"{run_dir}/eval_export") if p)
-        result = evaluator.evaluate(checkpoint_dir=str(export_dir), step=step)   # or .submit(...) / .result()
+        export_dir = actor_group.export_hf(f"{run_dir}/eval_export")      # rl.workers.policy_group.PolicyGroup
+        result = evaluator.evaluate(checkpoint_dir=export_dir, step=step)   # or .submit(...) / .result()
         metrics.update(result["metrics"])   # val/J, val/F, val/J&F (+ ReVOS splits, R, diagnostics, timing)
         result["images"]                    # keyframe overlays, H x W x 3 uint8, for W&B
     evaluator.shutdown()                    # at the end
@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from rl.config import Config
+from rl.placement import PlacementPlan
+from rl.workers.group import WorkerGroup, bundle_options
 from rl.eval.pipeline import EvalPipeline, PredictReport, resolve_dataset, select_videos
 
 log = logging.getLogger(__name__)
@@ -110,8 +112,7 @@ class EvalWorker:
         return self.pipeline
 
     def output_dir(self, step: Optional[int] = None) -> str:
-        base = Path(self.cfg.eval.out_dir or Path(self.cfg.trainer.run_dir) / "eval")
-        return str(base / f"step_{step:06d}" if step is not None else base)
+        return output_dir(self.cfg, step)
 
     def predict(self, out_dir: str, shard: int = 0, num_shards: int = 1, checkpoint_dir: Optional[str] = None,
                 weights: Any = None, max_videos: Optional[int] = None) -> PredictReport:
@@ -139,6 +140,12 @@ class EvalWorker:
         return package_result(summary, report, out, step)
 
 
+def output_dir(cfg: Config, step: Optional[int] = None) -> str:
+    """Where an evaluation writes: ``eval.out_dir`` (default ``<run_dir>/eval``), ``/step_<step:06d>`` with a step."""
+    base = Path(cfg.eval.out_dir or Path(cfg.trainer.run_dir) / "eval")
+    return str(base / f"step_{step:06d}" if step is not None else base)
+
+
 def package_result(summary: dict[str, Any], report: PredictReport, out_dir: str, step: Optional[int]) -> dict[str, Any]:
     """``{"metrics": {val/...}, "images": [H x W x 3 uint8], "summary": ..., "out_dir": ..., "step": ...}``."""
     return {"metrics": summary_metrics(summary), "images": list(report.overlays), "summary": summary,
@@ -154,12 +161,6 @@ class PendingEvaluation:
         self.out_dir = out_dir
         self.step = step
 
-    def done(self) -> bool:
-        import ray
-
-        ready, _ = ray.wait(self._refs, num_returns=len(self._refs), timeout=0)
-        return len(ready) == len(self._refs)
-
     def result(self) -> dict[str, Any]:
         import ray
 
@@ -173,8 +174,8 @@ class PendingEvaluation:
         return package_result(summary, report, self.out_dir, self.step)
 
 
-class Evaluator:
-    """Driver-side handle of the evaluator actors.
+class Evaluator(WorkerGroup):
+    """Driver-side handle of the evaluator actors (one per bundle of the plan's ``evaluator`` role).
 
     Args:
         cfg: the run config (``eval.*``, ``cluster.evaluator``).
@@ -184,13 +185,11 @@ class Evaluator:
             ``checkpoint_dir`` is passed).
     """
 
-    def __init__(self, cfg: Config, plan: Any = None, model_path: Optional[str] = None):
+    def __init__(self, cfg: Config, plan: Optional[PlacementPlan] = None, model_path: Optional[str] = None):
         import ray
 
-        from rl.placement import PlacementPlan
-
         if not ray.is_initialized():
-            raise RuntimeError("Evaluator needs Ray: call ray.init (launch.common.init_ray) first")
+            raise RuntimeError("Evaluator needs Ray: call ray.init (rl.run_setup.init_ray) first")
         self.cfg = cfg
         self._own_plan = plan is None
         if plan is None:
@@ -200,18 +199,14 @@ class Evaluator:
             raise ValueError("the placement plan has no 'evaluator' role; build it with roles['evaluator'] = "
                              "cfg.cluster.evaluator.num_workers")
         self.plan = plan
-        slot = plan.slots["evaluator"]
-        threads = max(1, int(slot.cpus))
-        cls = ray.remote(EvalWorker)
-        self.workers = [cls.options(**plan.actor_options("evaluator", i)).remote(cfg, model_path, threads)
-                        for i in range(slot.num_workers)]
-        ray.get([w.ping.remote() for w in self.workers])
+        threads = max(1, int(plan.slots["evaluator"].cpus))
+        super().__init__("evaluator", EvalWorker, bundle_options(plan, "evaluator"),
+                         lambda i: (cfg, model_path, threads))
 
     def submit(self, checkpoint_dir: Optional[str] = None, weights: Any = None, step: Optional[int] = None,
                out_dir: Optional[str] = None, max_videos: Optional[int] = None) -> PendingEvaluation:
         """Start an evaluation without waiting (the driver may keep training meanwhile)."""
-        base = Path(self.cfg.eval.out_dir or Path(self.cfg.trainer.run_dir) / "eval")
-        out = str(out_dir or (base / f"step_{step:06d}" if step is not None else base))
+        out = str(out_dir or output_dir(self.cfg, step))
         if weights is not None and not isinstance(weights, (list, tuple)):
             weights = list(_named_tensors(weights))
         if len(self.workers) == 1:
@@ -227,13 +222,6 @@ class Evaluator:
         return self.submit(checkpoint_dir, weights, step, out_dir, max_videos).result()
 
     def shutdown(self) -> None:
-        import ray
-
-        for w in self.workers:
-            try:
-                ray.kill(w, no_restart=True)
-            except Exception:  # noqa: BLE001 - best effort at shutdown
-                pass
-        self.workers = []
+        super().shutdown()
         if self._own_plan:
             self.plan.remove()

@@ -1,6 +1,6 @@
 """Evaluation metrics: DAVIS J / F, ReVOS robustness R, image gIoU / cIoU, RCoT-Seg diagnostics.
 
-Definitions: SPEC section 5. Behaviour matched (not code) from
+Definitions: docs/evaluation.md#metrics. Behaviour matched (not code) from
 davis2017-evaluation (J, F), the MeViS / VISA / ReVOS tools (per-expression
 aggregation, R) and LISA's validation loop (gIoU / cIoU). All mask inputs
 accept any dtype; non-zero = foreground.

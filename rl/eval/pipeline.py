@@ -28,20 +28,21 @@ box IoU before segmentation, ...) go to ``OUT/diagnostics.csv``.
 Without a policy (no ``model_path``) GT cues are used and ``eval.sampler=auto`` means
 ``oracle``; with one, ``auto`` means ``hierarchical``. The model-input PNGs of the
 sampler and grounding questions live in a temporary folder removed at the end.
+
+Which data and videos are read is decided in :mod:`rl.eval.datasets`; the report and
+diagnostics records are in :mod:`rl.eval.diagnostics`; this module checks ``eval.*`` and
+runs the stages.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import logging
-import math
 import shutil
 import tempfile
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -51,10 +52,19 @@ from tqdm import tqdm
 from data.io import write_png
 from data.types import VideoSample
 from rl.config import Config, ConfigError
+from rl.schema import problems
+from rl.eval.datasets import DATASET_FORMATS, gt_union_areas, open_subset_reader, resolve_dataset, select_videos
+from rl.eval.diagnostics import (
+    ExpressionDiagnostics,
+    PredictReport,
+    diagnostics_summary,
+    overlay,
+    write_diagnostics_csv,
+)
 from rl.eval.metrics import keyframe_area_ratio
 from rl.eval.prediction_io import prediction_path
-from rl.eval.propagate import PROPAGATOR_NAMES, build_eval_propagator, propagate_mask
-from rl.eval.samplers import MLLM_SAMPLERS, SAMPLERS, MLLMClient, SamplerQuery, SamplerResult, build_sampler
+from rl.eval.propagate import build_eval_propagator, propagate_mask
+from rl.eval.samplers import MLLM_SAMPLERS, MLLMClient, SamplerQuery, SamplerResult, build_sampler
 from rl.eval.samplers.frames import FrameError, VideoFrames
 from rl.eval.segment import (
     MALFORMED,
@@ -72,14 +82,14 @@ from rl.timing import PhaseTimer
 
 log = logging.getLogger(__name__)
 
+# DATASET_FORMATS, resolve_dataset, select_videos, open_subset_reader, gt_union_areas (rl.eval.datasets) and
+# PredictReport, ExpressionDiagnostics, overlay (rl.eval.diagnostics) are re-exported for existing imports.
 __all__ = [
     "STAGES", "DATASET_FORMATS", "EvalPipeline", "PredictReport", "ExpressionDiagnostics", "check_eval_config",
-    "resolve_dataset", "overlay", "open_subset_reader", "gt_union_areas",
+    "resolve_dataset", "select_videos", "overlay", "open_subset_reader", "gt_union_areas",
 ]
 
 STAGES = ("loading", "sampler", "grounding", "segmentation", "propagation", "writing", "scoring")
-DATASET_FORMATS = ("mevis", "revos", "refytvos", "davis", "synthetic")
-SEGMENTER_BACKENDS = ("grabcut", "sam2", "oracle_box")
 # Data problems that skip a video (data.io errors are OSError / ValueError, unknown ids LookupError).
 _DATA_ERRORS = (OSError, ValueError, LookupError)
 
@@ -88,197 +98,15 @@ _DATA_ERRORS = (OSError, ValueError, LookupError)
 
 
 def check_eval_config(cfg: Config) -> None:
-    """Raise :class:`ConfigError` naming the key for a bad ``eval.*`` value."""
-    ev = cfg.eval
-    choices = {
-        "eval.sampler": (ev.sampler, SAMPLERS + ("auto",)),
-        "eval.propagator": (ev.propagator, PROPAGATOR_NAMES),
-        "eval.segmenter.backend": (ev.segmenter.backend, SEGMENTER_BACKENDS),
-        "eval.dataset_format": (ev.dataset_format, DATASET_FORMATS + ("",)),
-    }
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise ConfigError(f"config key '{key}' = {value!r}; expected one of {list(allowed)}")
-    if len(ev.sampler_frame_size) != 2 or min(ev.sampler_frame_size) <= 0:
-        raise ConfigError(f"config key 'eval.sampler_frame_size' must be [width, height] > 0, got {ev.sampler_frame_size}")
-    at_least = {"eval.videos_per_batch": 1, "eval.score_workers": 1, "eval.sampler_max_tokens": 1,
-                "eval.sampler_max_frames": 0, "eval.num_overlays": 0, "eval.aks_max_rounds": 0,
-                "eval.rcot_light_frames": 1, "eval.htfs_num_intervals": 1, "eval.htfs_num_positions": 1,
-                "eval.htfs_top_m": 1, "eval.htfs_max_levels": 1, "eval.htfs_reference_stride": 1,
-                "eval.htfs_max_reference_frames": 0, "eval.freq": 0}
-    for key, low in at_least.items():
-        value = getattr(ev, key.split(".", 1)[1])
-        if value < low:
-            raise ConfigError(f"config key '{key}' must be >= {low}, got {value}")
-    if not 0.0 < ev.htfs_delta < 1.0:
-        raise ConfigError(f"config key 'eval.htfs_delta' must be in (0, 1), got {ev.htfs_delta}")
-    if ev.sampler_temperature < 0:
-        raise ConfigError(f"config key 'eval.sampler_temperature' must be >= 0, got {ev.sampler_temperature}")
-
-
-def resolve_dataset(cfg: Config) -> tuple[str, str, Optional[str]]:
-    """``(root, format, split)`` of the evaluation data (``eval.dataset_*``, else ``data.*``).
-
-    Synthetic data default to the ``valid`` split, generated from ``data.synthetic`` when absent.
-    """
-    ev = cfg.eval
-    root = ev.dataset_root or cfg.data.root
-    fmt = ev.dataset_format or cfg.data.format
-    split = ev.dataset_split or None
-    if fmt == "synthetic":
-        from data.synthetic import generate_synthetic_dataset
-
-        split = split or "valid"
-        generate_synthetic_dataset(root, cfg.data.synthetic, split)
-    return root, fmt, split
-
-
-def select_videos(ids: Sequence[str], limit: Optional[int], where: str = "", warn: bool = True) -> list[str]:
-    """The first ``limit`` video ids (all when ``limit`` is None or < 0). A split with fewer videos than
-    asked for is logged as a warning (``val/num_videos`` then shows how many were evaluated); the
-    synthetic ``valid`` split has ``data.synthetic.num_videos`` videos."""
-    ids = list(ids)
-    if limit is None or limit < 0:
-        return ids
-    if warn and len(ids) < limit:
-        log.warning("eval.max_videos = %d but the evaluation data %s has only %d videos: J&F is measured on %d "
-                    "(synthetic data: raise data.synthetic.num_videos)", limit, where, len(ids), len(ids))
-    return ids[:limit]
-
-
-# ------------------------------------------------------------------ scoring helpers
-
-
-class _SubsetReader:
-    """A dataset reader restricted to some of its videos (the ones this run predicted)."""
-
-    def __init__(self, reader: Any, video_ids: Sequence[str]):
-        self._reader = reader
-        self._ids = list(video_ids)
-
-    def video_ids(self) -> list[str]:
-        return list(self._ids)
-
-    def __getitem__(self, video_id: str) -> VideoSample:
-        return self._reader[video_id]
-
-
-def open_subset_reader(root: str, fmt: str, split: Optional[str], video_ids: tuple[str, ...]) -> _SubsetReader:
-    """Picklable reader factory for :func:`rl.eval.scoring.run_score` (``open_reader``)."""
-    from data.readers import open_dataset
-
-    return _SubsetReader(open_dataset(root, fmt, split), video_ids)
-
-
-def overlay(image: np.ndarray, pred: np.ndarray, gt: Optional[np.ndarray] = None, alpha: float = 0.5) -> np.ndarray:
-    """``H x W x 3`` uint8: ``image`` with the predicted mask tinted red and the GT boundary in green."""
-    out = image.astype(np.float32).copy()
-    red = np.array([255.0, 0.0, 0.0], dtype=np.float32)
-    out[pred] = (1 - alpha) * out[pred] + alpha * red
-    if gt is not None and gt.any():
-        from rl.eval.boundary import seg2bmap
-
-        out[seg2bmap(gt).astype(bool)] = (0.0, 255.0, 0.0)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
-# ------------------------------------------------------------------ reports
-
-
-@dataclass
-class ExpressionDiagnostics:
-    """Per-expression record of ``diagnostics.csv`` (GT-based fields are None without masks)."""
-
-    video: str
-    exp_id: str
-    type_id: int
-    num_targets: int
-    keyframe: int
-    grounding: str
-    num_objects: int
-    keyframe_mask_area: int
-    keyframe_area_ratio: Optional[float] = None
-    initial_keyframe: Optional[int] = None
-    initial_area_ratio: Optional[float] = None
-    aks_rounds: Optional[int] = None
-    htfs_levels: Optional[int] = None
-    segment: Optional[str] = None
-    reference_frames: str = ""
-    box_iou: Optional[float] = None
-    fallbacks: str = ""
-
-
-@dataclass
-class PredictReport:
-    """What :meth:`EvalPipeline.predict` did (picklable; reports of several workers merge)."""
-
-    video_ids: list[str] = field(default_factory=list)
-    # Predicted videos of a split released without masks (not scored).
-    no_gt: list[str] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    rows: list[ExpressionDiagnostics] = field(default_factory=list)
-    timing: dict[str, float] = field(default_factory=dict)
-    stats: Counter = field(default_factory=Counter)
-    overlays: list[np.ndarray] = field(default_factory=list)
-    mllm: dict[str, float] = field(default_factory=dict)
-
-    def merge(self, other: "PredictReport") -> "PredictReport":
-        self.video_ids += other.video_ids
-        self.no_gt += other.no_gt
-        self.skipped += other.skipped
-        self.rows += other.rows
-        for k, v in other.timing.items():
-            self.timing[k] = self.timing.get(k, 0.0) + v
-        self.stats.update(other.stats)
-        self.overlays += other.overlays
-        for k, v in other.mllm.items():
-            self.mllm[k] = self.mllm.get(k, 0) + v
-        return self
-
-
-def _mean(values: Iterable[Optional[float]]) -> Optional[float]:
-    vals = [float(v) for v in values if v is not None]
-    return math.fsum(vals) / len(vals) if vals else None
-
-
-def diagnostics_summary(rows: Sequence[ExpressionDiagnostics]) -> dict[str, Any]:
-    """Means of the RCoT-Seg diagnostics over the expressions that have them."""
-    return {
-        "keyframe_area_ratio": _mean(r.keyframe_area_ratio for r in rows),
-        "initial_area_ratio": _mean(r.initial_area_ratio for r in rows),
-        "aks_rounds": _mean(r.aks_rounds for r in rows),
-        "htfs_levels": _mean(r.htfs_levels for r in rows),
-        "box_iou_before_segmentation": _mean(r.box_iou for r in rows),
-        "empty_keyframe_masks": sum(1 for r in rows if r.keyframe_mask_area == 0),
-        "num_expressions": len(rows),
-    }
-
-
-def write_diagnostics_csv(path: Path, rows: Sequence[ExpressionDiagnostics]) -> None:
-    names = [f for f in ExpressionDiagnostics.__dataclass_fields__]
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=names)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in asdict(row).items()})
+    """Raise :class:`ConfigError` naming the key for a bad ``eval.*`` value: the rules of
+    :class:`rl.eval.config.EvalConfig` (choices, bounds), which :func:`rl.config.load_config`
+    applies at start-up; checked again here for configs changed in code."""
+    found = problems(cfg.eval, "eval")
+    if found:
+        raise ConfigError("; ".join(found))
 
 
 # ------------------------------------------------------------------ per-video work
-
-
-def gt_union_areas(sample: VideoSample) -> dict[str, np.ndarray]:
-    """Expression id -> ``T`` int64 GT union areas (pixels); each object mask is decoded once per frame."""
-    objects = sorted({o for exp in sample.expressions.values() for o in exp.obj_ids})
-    areas = {exp_id: np.zeros(sample.num_frames, dtype=np.int64) for exp_id in sample.expressions}
-    for t in range(sample.num_frames):
-        masks = {o: sample.object_mask(o, t) for o in objects}
-        for exp_id, exp in sample.expressions.items():
-            if exp.obj_ids:
-                union = np.zeros((sample.height, sample.width), dtype=bool)
-                for o in exp.obj_ids:
-                    union |= masks[o]
-                areas[exp_id][t] = int(union.sum())
-    return areas
 
 
 @dataclass
@@ -349,7 +177,7 @@ class EvalPipeline:
                                             prompt_style=cfg.data.prompt_style)
         self.use_sampler_boxes = self.sampler_name == "veason" and ev.veason_use_answer_boxes and not self.oracle_cues
         if segmenter is None:
-            from rewards.segmentation.factory import build_segmenter
+            from rewards.vision.factory import build_segmenter
 
             segmenter = build_segmenter(ev.segmenter)
         self.segmenter = segmenter

@@ -1,52 +1,34 @@
-"""Bidirectional mask propagation for evaluation (``eval.propagator``: flow | sam2 | xmem).
+"""Evaluation's use of the propagator (``eval.propagator``: flow | sam2 | xmem).
 
-All three implement :class:`rewards.segmentation.base.Propagator`: one pass keyframe ->
-last frame, one keyframe -> first frame. ``flow`` (OpenCV optical flow) is the CPU
-default without weights; ``sam2`` is the SAM2 video predictor built from
-``eval.segmenter`` (config, checkpoint, image size, device; RCoT-Seg / Veason-R1);
-``xmem`` is XMem as VISA runs it (VideoSeg-R1) with ``eval.xmem_checkpoint``. An empty
-keyframe mask gives empty masks everywhere without running the propagator.
+:func:`build_eval_propagator` hands the ``eval.*`` settings to
+:func:`rewards.vision.factory.build_propagator` (which knows the backends: ``flow``, the
+CPU default without weights; ``sam2``, the SAM2 video predictor of ``eval.segmenter``;
+``xmem``, XMem with ``eval.xmem_checkpoint``). :func:`propagate_mask` runs one
+bidirectional pass with checked shapes; an empty keyframe mask gives empty masks
+everywhere without running the propagator.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rewards.segmentation.base import Propagator
-from rewards.segmentation.factory import PROPAGATOR_NAMES, build_propagator
+from rewards.vision.base import Propagator
+from rewards.vision.factory import PROPAGATOR_NAMES, build_propagator
 
 __all__ = ["PROPAGATOR_NAMES", "build_eval_propagator", "propagate_mask", "frames_per_second"]
-
-
-def _existing(path: str, key: str) -> str:
-    if path and not Path(path).is_file():
-        raise FileNotFoundError(f"{key} = {path!r}: checkpoint file not found")
-    return path
 
 
 def build_eval_propagator(eval_cfg: Any, **overrides: Any) -> Propagator:
     """The propagator named by ``eval_cfg.propagator`` (an :class:`rl.config.EvalConfig`).
 
     ``overrides`` go to the constructor (e.g. a smaller ``image_size`` / ``size`` in benchmarks).
-    A configured checkpoint that does not exist raises ``FileNotFoundError`` naming the key.
+    A configured checkpoint that does not exist raises ``FileNotFoundError`` naming the ``eval.*`` key.
     """
-    name = eval_cfg.propagator
-    if name == "flow":
-        return build_propagator("flow", **overrides)
-    if name == "sam2":
-        seg = eval_cfg.segmenter
-        kwargs = dict(sam2_config=seg.sam2_config, checkpoint=_existing(seg.checkpoint, "eval.segmenter.checkpoint"),
-                      image_size=seg.image_size, device=seg.device)
-        return build_propagator("sam2", **{**kwargs, **overrides})
-    if name == "xmem":
-        checkpoint = _existing(eval_cfg.xmem_checkpoint, "eval.xmem_checkpoint") or None
-        kwargs = dict(checkpoint=checkpoint, device=eval_cfg.segmenter.device, size=eval_cfg.xmem_size)
-        return build_propagator("xmem", **{**kwargs, **overrides})
-    raise ValueError(f"unknown eval.propagator {name!r}; expected one of {list(PROPAGATOR_NAMES)}")
+    return build_propagator(eval_cfg.propagator, segmenter=eval_cfg.segmenter, xmem_checkpoint=eval_cfg.xmem_checkpoint,
+                            xmem_size=eval_cfg.xmem_size, key_prefix="eval.", **overrides)
 
 
 def propagate_mask(propagator: Propagator, frames: np.ndarray, keyframe: int, mask: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Scoring a prediction folder against a dataset's ground truth (``launch.evaluate score``).
 
-Predictions: ``PRED/<video>/<expression id>/<frame name>.png``, non-zero =
-foreground (see :mod:`rl.eval.prediction_io`). Ground truth: a dataset reader
+Predictions: ``PRED/<video>/<expression id>/<frame name>.png``, binary masks
+or one-object palette / colour masks (see :mod:`rl.eval.prediction_io`; soft
+maps only with an explicit ``threshold``). Ground truth: a dataset reader
 (``data.readers.open_dataset``) giving :class:`data.types.VideoSample` objects;
 the GT of an expression is the union of its objects' masks on every frame.
 
@@ -18,6 +19,14 @@ PNG likewise, a PNG of the wrong size is resized (nearest) to the GT size; all
 are counted per expression (``per_expression.csv``), in total
 (``summary.json``) and logged. Ground-truth problems (a reader error) stop the
 run with the video named.
+
+Input checks that do stop the run (nothing is written): a prediction PNG that
+is not a valid mask (:class:`~rl.eval.prediction_io.PredictionFormatError`,
+naming the file: e.g. a background of 1..3 or a probability map without a
+threshold), and a prediction folder that holds no PNG at all or none for any
+scored expression (:class:`NoPredictionsError`). ``summary.json`` records how
+many expressions had at least one prediction PNG and how many frames were
+thresholded.
 
 Outputs: ``OUT/per_expression.csv`` and ``OUT/summary.json``.
 """
@@ -41,13 +50,18 @@ from data.types import VideoSample
 from rl.eval.accumulator import ExpressionScore, MetricAccumulator
 from rl.eval.boundary import DEFAULT_BOUND_TH, boundary_f
 from rl.eval.metrics import db_iou, revos_robustness_per_frame
-from rl.eval.prediction_io import MISSING, RESIZED, UNREADABLE, prediction_path, read_prediction_mask
+from rl.eval.prediction_io import (MISSING, RESIZED, UNREADABLE, PredictionFormatError, check_threshold,
+                                   prediction_path, read_prediction_mask)
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("mevis", "revos", "refytvos", "davis")
 ReaderFactory = Callable[[], Any]   # () -> reader with video_ids() and reader[video_id] -> VideoSample
 MAX_EXAMPLES = 20                   # example messages kept in summary.json
+
+
+class NoPredictionsError(FileNotFoundError):
+    """The prediction folder holds no PNG, or none for any scored expression."""
 
 
 @dataclass
@@ -58,6 +72,8 @@ class VideoResult:
     rows: list[ExpressionScore]
     messages: list[str] = field(default_factory=list)
     missing_expression_dirs: int = 0
+    thresholded_frames: int = 0          # soft-map PNGs binarised with the threshold
+    expressions_with_predictions: int = 0  # expressions with at least one prediction PNG
 
 
 def _foreground_fn(sample: VideoSample) -> Callable[[int], np.ndarray]:
@@ -86,6 +102,7 @@ def score_video(
     *,
     with_robustness: bool = False,
     bound_th: float = DEFAULT_BOUND_TH,
+    threshold: Optional[float] = None,
 ) -> VideoResult:
     """J, F (and R) of every expression of one video; frames are streamed, never stacked.
 
@@ -94,6 +111,7 @@ def score_video(
         pred_dir: root of the prediction folder (``<pred_dir>/<video>/<exp>/<frame>.png``).
         with_robustness: also compute ReVOS R (needs a foreground, see :func:`_foreground_fn`).
         bound_th: boundary tolerance of F.
+        threshold: binarise soft grey maps at ``threshold`` x full scale (None: they are an error).
     """
     video = sample.video_id
     num_frames = sample.num_frames
@@ -122,7 +140,8 @@ def score_video(
         for exp_id in exp_ids:
             gt = sample.expression_mask(exp_id, t)
             path = prediction_path(pred_dir, video, exp_id, sample.frame_names[t])
-            pred, status = read_prediction_mask(path, gt.shape[0], gt.shape[1])
+            pred, status, thresholded = read_prediction_mask(path, gt.shape[0], gt.shape[1], threshold)
+            result.thresholded_frames += int(thresholded)
             if status in counts[exp_id]:
                 counts[exp_id][status] += 1
                 first_issue.setdefault((exp_id, status), str(path))
@@ -137,6 +156,7 @@ def score_video(
 
     for exp_id in exp_ids:
         c = counts[exp_id]
+        result.expressions_with_predictions += int(c[MISSING] < num_frames)
         exp_dir = Path(pred_dir) / video / str(exp_id)
         if c[MISSING] == num_frames and not exp_dir.is_dir():
             result.missing_expression_dirs += 1
@@ -185,8 +205,10 @@ def _init_worker(open_reader: ReaderFactory) -> None:
     _WORKER_READER = open_reader()
 
 
-def _score_in_worker(video_id: str, pred_dir: Path, with_robustness: bool, bound_th: float) -> VideoResult:
-    return score_video(_WORKER_READER[video_id], pred_dir, with_robustness=with_robustness, bound_th=bound_th)
+def _score_in_worker(video_id: str, pred_dir: Path, with_robustness: bool, bound_th: float,
+                     threshold: Optional[float] = None) -> VideoResult:
+    return score_video(_WORKER_READER[video_id], pred_dir, with_robustness=with_robustness, bound_th=bound_th,
+                       threshold=threshold)
 
 
 def score_dataset(
@@ -199,6 +221,7 @@ def score_dataset(
     bound_th: float = DEFAULT_BOUND_TH,
     progress: bool = True,
     video_ids: Optional[Sequence[str]] = None,
+    threshold: Optional[float] = None,
 ) -> tuple[MetricAccumulator, list[VideoResult]]:
     """Score every video of the reader; rows come out in the reader's video order.
 
@@ -207,6 +230,7 @@ def score_dataset(
             reader (each pool worker opens its own copy).
         workers: > 1 runs a process pool (spawn start method) over videos.
         video_ids: subset to score (default: ``reader.video_ids()``).
+        threshold: see :func:`score_video`.
     """
     reader = open_reader()
     ids = list(video_ids) if video_ids is not None else list(reader.video_ids())
@@ -216,7 +240,7 @@ def score_dataset(
         if workers <= 1 or len(ids) <= 1:
             for vid in ids:
                 results[vid] = _score_one(vid, lambda v=vid: score_video(
-                    reader[v], pred_dir, with_robustness=with_robustness, bound_th=bound_th))
+                    reader[v], pred_dir, with_robustness=with_robustness, bound_th=bound_th, threshold=threshold))
                 bar.update(1)
         else:
             ctx = multiprocessing.get_context("spawn")
@@ -224,7 +248,8 @@ def score_dataset(
                 max_workers=min(workers, len(ids)), mp_context=ctx, initializer=_init_worker, initargs=(open_reader,)
             ) as pool:
                 futures = {
-                    pool.submit(_score_in_worker, vid, pred_dir, with_robustness, bound_th): vid for vid in ids
+                    pool.submit(_score_in_worker, vid, pred_dir, with_robustness, bound_th, threshold): vid
+                    for vid in ids
                 }
                 try:
                     for future in as_completed(futures):
@@ -249,6 +274,8 @@ def score_dataset(
 def _score_one(video_id: str, compute: Callable[[], VideoResult]) -> VideoResult:
     try:
         return compute()
+    except PredictionFormatError:  # names the file already
+        raise
     except Exception as exc:  # a ground-truth problem: stop, naming the video
         raise RuntimeError(f"scoring video {video_id!r} failed: {type(exc).__name__}: {exc}") from exc
 
@@ -274,6 +301,7 @@ def build_summary(
     *,
     extra: Optional[dict] = None,
     unscored_videos: Sequence[str] = (),
+    threshold: Optional[float] = None,
 ) -> dict:
     """``summary.json`` content: the accumulator's summary plus prediction-file counts and run info."""
     rows = accumulator.rows
@@ -288,6 +316,10 @@ def build_summary(
         "missing_expression_dirs": sum(r.missing_expression_dirs for r in results),
         "expressions_with_missing_frames": sum(1 for r in rows if r.missing_frames),
         "unscored_prediction_videos": len(unscored_videos),
+        "expressions_with_predictions": sum(r.expressions_with_predictions for r in results),
+        "expressions_without_predictions": len(rows) - sum(r.expressions_with_predictions for r in results),
+        "thresholded_frames": sum(r.thresholded_frames for r in results),
+        "threshold": threshold,
         "messages": messages[:MAX_EXAMPLES],
         "messages_total": len(messages),
     }
@@ -307,12 +339,15 @@ def run_score(
     bound_th: float = DEFAULT_BOUND_TH,
     progress: bool = True,
     open_reader: Optional[ReaderFactory] = None,
+    threshold: Optional[float] = None,
 ) -> dict:
     """Score ``pred_dir`` against the dataset and write ``out_dir/{per_expression.csv,summary.json}``.
 
     ``open_reader`` overrides how the reader is opened (tests); by default
     :func:`open_dataset_reader` with ``dataset_root``, ``dataset_format``, ``split``.
-    Returns the summary dict.
+    ``threshold`` in (0, 1) binarises soft grey maps (see :mod:`rl.eval.prediction_io`).
+    Returns the summary dict. Raises :class:`NoPredictionsError` / ``PredictionFormatError``
+    (nothing written) for an empty prediction folder / an invalid prediction PNG.
     """
     if dataset_format not in FORMATS:
         raise ValueError(f"unknown format {dataset_format!r}; expected one of {', '.join(FORMATS)}")
@@ -322,30 +357,38 @@ def run_score(
         raise FileNotFoundError(f"dataset root {root} is not a folder")
     if not pred.is_dir():
         raise FileNotFoundError(f"prediction folder {pred} does not exist")
+    if next(pred.rglob("*.png"), None) is None:
+        raise NoPredictionsError(f"no prediction PNGs under {pred} (expected <video>/<expression id>/<frame>.png)")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    check_threshold(threshold)
     if open_reader is None:
         open_reader = functools.partial(open_dataset_reader, str(root), dataset_format, split)
 
     is_revos = dataset_format == "revos"
     accumulator, results = score_dataset(
         open_reader, pred, by_type=is_revos, with_robustness=is_revos,
-        workers=workers, bound_th=bound_th, progress=progress,
+        workers=workers, bound_th=bound_th, progress=progress, threshold=threshold,
     )
     unscored = _list_unscored_videos(pred, [r.video_id for r in results])
     if unscored:
         logger.warning("%d prediction folders are not videos of the dataset (not scored), e.g. %s",
                        len(unscored), ", ".join(unscored[:5]))
     summary = build_summary(
-        accumulator, results, unscored_videos=unscored,
+        accumulator, results, unscored_videos=unscored, threshold=threshold,
         extra={"format": dataset_format, "dataset_root": str(root), "split": split,
                "pred_dir": str(pred), "bound_th": bound_th},
     )
     files = summary["prediction_files"]
-    if files["total_frames"] and files["missing_frames"] == files["total_frames"]:
-        logger.error("no prediction PNG found under %s for any scored frame (wrong --pred or --split?); "
-                     "every prediction was scored as an empty mask", pred)
-    elif files["missing_frames"]:
+    if files["total_frames"] and files["expressions_with_predictions"] == 0:
+        raise NoPredictionsError(
+            f"no prediction PNG under {pred} for any of the {len(accumulator)} scored expressions "
+            f"({len(results)} videos; wrong --pred or --split?); nothing written")
+    if files["thresholded_frames"]:
+        logger.warning("%d of %d prediction PNGs were soft maps, binarised with threshold %g "
+                       "(foreground = value >= %g x full scale)", files["thresholded_frames"],
+                       files["total_frames"], threshold, threshold)
+    if files["missing_frames"]:
         logger.warning("%d of %d prediction PNGs missing (scored as empty masks) in %d expressions",
                        files["missing_frames"], files["total_frames"], files["expressions_with_missing_frames"])
     if not len(accumulator):

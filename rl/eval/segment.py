@@ -15,7 +15,7 @@ Oracle cues (``eval.oracle_cues``): per object present on the keyframe, the box 
 GT mask's extreme pixels and the centre of its maximum inscribed circle
 (``data.cues.mask_to_box`` / ``inscribed_circle_point``), at the original resolution.
 
-The segmenter (``rewards.segmentation``) turns each expression's cues into one mask
+The segmenter (``rewards.vision``) turns each expression's cues into one mask
 (objects OR'd); expressions sharing a keyframe image are segmented in one call, so the
 image is encoded once.
 """
@@ -32,7 +32,7 @@ from data.cues import inscribed_circle_point, mask_to_box, scale_box, scale_poin
 from data.prompts import ktg_prompt
 from rewards.matching import hungarian_max
 from rewards.parsing import NEG_POINT_KEY, as_text, cap, parse_answer_json, parse_items
-from rewards.segmentation.base import ObjectPrompt, Segmenter
+from rewards.vision.base import ObjectPrompt, Segmenter
 from rl.eval.metrics import box_iou
 
 __all__ = [

@@ -4,7 +4,7 @@ The result is a normal Hugging Face checkpoint directory: ``from_pretrained`` /
 ``AutoProcessor.from_pretrained`` load it exactly like a released Qwen2.5-VL, so
 every code path (processor, M-RoPE, generate, FSDP, vLLM) is exercised at tiny scale.
 
-Choices that matter (see ARCHITECTURE.md, "Learning on CPU: measured facts"):
+Choices that matter (see docs/learning.md, "A tiny Qwen2.5-VL that trains on CPU"):
 
 * ``head_dim = hidden_size / num_attention_heads`` (Qwen2.5-VL derives it) must be
   >= 64 for vLLM on CPU; ``mrope_section`` sums to ``head_dim / 2`` with Qwen's
@@ -33,7 +33,8 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
-from rl.config import TinyModelConfig
+from rl.models.config import TinyModelConfig, tiny_shape_problems
+from rl.schema import problems
 from rl.models.tokenizer import EOS_TOKEN, PAD_TOKEN, train_tiny_tokenizer
 
 __all__ = ["PATCH_SIZE", "MERGE_SIZE", "build_tiny_qwen25vl", "tiny_qwen25vl_config", "tiny_processor"]
@@ -45,30 +46,12 @@ _MIN_PIXELS = 56 * 56  # Qwen's default lower bound
 
 
 def _check(cfg: TinyModelConfig, image_size: int) -> int:
-    """Validate the tiny config; returns the attention head dim."""
-    if cfg.hidden_size % cfg.num_attention_heads:
-        raise ValueError(
-            f"model.tiny.hidden_size={cfg.hidden_size} is not divisible by "
-            f"model.tiny.num_attention_heads={cfg.num_attention_heads}"
-        )
+    """Validate the tiny config (the rules of :func:`rl.models.config.tiny_shape_problems`, which the
+    config loader applies too) and the image size; returns the attention head dim."""
+    found = problems(cfg, "model.tiny") + [f"model.tiny.{name} {problem}" for name, problem in tiny_shape_problems(cfg)]
+    if found:
+        raise ValueError("; ".join(found))
     head_dim = cfg.hidden_size // cfg.num_attention_heads
-    if head_dim != cfg.head_dim:
-        raise ValueError(
-            f"model.tiny.head_dim={cfg.head_dim} but Qwen2.5-VL derives head_dim = hidden_size / "
-            f"num_attention_heads = {cfg.hidden_size}/{cfg.num_attention_heads} = {head_dim}"
-        )
-    if head_dim % 8:
-        raise ValueError(f"model.tiny.head_dim={head_dim} must be a multiple of 8 (M-RoPE sections)")
-    if cfg.num_attention_heads % cfg.num_key_value_heads:
-        raise ValueError(
-            f"model.tiny.num_attention_heads={cfg.num_attention_heads} must be a multiple of "
-            f"model.tiny.num_key_value_heads={cfg.num_key_value_heads}"
-        )
-    if cfg.vision_hidden_size % cfg.vision_num_heads or (cfg.vision_hidden_size // cfg.vision_num_heads) % 4:
-        raise ValueError(
-            f"model.tiny.vision_hidden_size={cfg.vision_hidden_size} / vision_num_heads={cfg.vision_num_heads} "
-            "must give a vision head dim divisible by 4"
-        )
     if image_size < _FACTOR or image_size % _FACTOR:
         raise ValueError(f"tiny model image_size={image_size} must be a positive multiple of {_FACTOR}")
     return head_dim

@@ -1,11 +1,30 @@
-"""Rollout engines behind one interface (:class:`RolloutBackend`), chosen by ``rollout.backend``."""
+"""Rollout engines behind one interface (:class:`RolloutBackend`), chosen by ``rollout.backend``.
+
+The names of :mod:`rl.rollout.base` are imported on first use (PEP 562), so that importing
+the light :mod:`rl.rollout.config` (the ``rollout`` config section) does not import torch.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
-from rl.config import RolloutConfig
-from rl.rollout.base import FINISH_REASONS, GeneratedResponse, RolloutBackend, RolloutOutput, SamplingParams
+from rl.rollout.config import RolloutConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rl.rollout.base import RolloutBackend
+
+_BASE_NAMES = ("FINISH_REASONS", "GeneratedResponse", "RolloutBackend", "RolloutOutput", "SamplingParams")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _BASE_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rl.rollout import base
+
+    globals()[name] = getattr(base, name)
+    return globals()[name]
+
 
 __all__ = [
     "FINISH_REASONS",

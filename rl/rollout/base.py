@@ -186,6 +186,18 @@ class RolloutBackend(abc.ABC):
 
     #: Whether :meth:`sleep` / :meth:`wake` free and restore the engine's memory.
     supports_sleep: bool = False
+    #: ``generate`` calls so far: a call without ``SamplingParams.seed`` samples with the
+    #: backend's ``seed + _calls`` (set by the backends that sample).
+    _calls: int = 0
+
+    def sampling_state(self) -> dict[str, int]:
+        """What the next calls' seeds depend on besides the backend's base seed: ``{"calls": k}``
+        (checkpointed by the driver, so a resumed run samples with the seeds it would have used)."""
+        return {"calls": int(self._calls)}
+
+    def load_sampling_state(self, state: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`sampling_state`."""
+        self._calls = int(state["calls"])
 
     @abc.abstractmethod
     def generate(self, prompts: Sequence[Mapping[str, Any]], params: SamplingParams) -> RolloutOutput:

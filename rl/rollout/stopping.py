@@ -92,15 +92,6 @@ class StopStringMatcher:
         hit = any(s in buf for s in self.stops)
         return hit, (buf[-self.tail_len:] if self.tail_len else b"")
 
-    def first_stop(self, token_ids: Sequence[int]) -> int | None:
-        """Index of the token that completes the first stop string, or ``None``."""
-        tail = b""
-        for i, t in enumerate(token_ids):
-            hit, tail = self.feed(tail, int(t))
-            if hit:
-                return i
-        return None
-
 
 @dataclass
 class TruncatedResponse:

@@ -49,7 +49,7 @@ __all__ = [
     "rollout_runtime_env",
 ]
 
-# Environment of an in-process vLLM engine on CPU (see ARCHITECTURE.md, "vLLM on CPU").
+# Environment of an in-process vLLM engine on CPU (see docs/gpu.md, "What vLLM needs on CPU").
 CPU_ENV_DEFAULTS: dict[str, str] = {
     # One process: the engine core runs in the caller's process ("uni" executor).
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",

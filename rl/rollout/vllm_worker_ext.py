@@ -234,11 +234,6 @@ class VRSWorkerExtension:
             )
         return {"mode": mode, "received": self._vrs_received, "loaded": len(self._vrs_loaded), "refreshed": refreshed}
 
-    def vrs_parameter_checksums(self) -> dict[str, float]:
-        """``{vLLM parameter name: float64 sum}`` (tests: what the engine holds after a sync)."""
-        model = self._vrs_model()
-        return {name: float(p.detach().double().sum()) for name, p in model.named_parameters()}
-
     def vrs_reset_encoder_cache(self) -> None:
         """Clear this worker's encoder cache (fallback for engines without
         ``LLMEngine.reset_encoder_cache``, whose scheduler then holds no encoder-cache state)."""

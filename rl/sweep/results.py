@@ -105,11 +105,6 @@ def write_csv(results: Sequence[TrialResult], path: str | Path, spec: SweepSpec)
     return path
 
 
-def read_csv(path: str | Path) -> list[dict[str, str]]:
-    with Path(path).open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def format_table(results: Sequence[TrialResult], spec: SweepSpec) -> str:
     """A plain-text table: rank, trial, swept values, the metric, steps, status."""
     shorts = [p.key.rsplit(".", 1)[-1] for p in spec.parameters]

@@ -36,7 +36,7 @@ from typing import Any, Optional, Sequence
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rl.config import CONFIG_DIR, Config, ConfigError, load_config, validate
+from rl.config import CONFIG_DIR, Config, ConfigError, apply_overrides, load_config
 
 SEARCHES = ("grid", "random", "bayesopt", "optuna")
 DISTRIBUTIONS = ("uniform", "loguniform", "quniform", "randint", "qrandint", "lograndint", "randn")
@@ -283,14 +283,12 @@ def _check(spec: SweepSpec, source: str) -> None:
     if clash:
         raise SweepError(f"{source}: {sorted(clash)} both swept and fixed in 'overrides'")
     # Every key must exist in the config schema and accept every listed value / the range's example.
-    base = OmegaConf.structured(spec.base_config())
-    OmegaConf.set_struct(base, True)
+    base = spec.base_config()
     for p in spec.parameters:
         candidates = p.values if p.values is not None else [p.example()]
         for value in candidates:
             try:
-                merged = OmegaConf.merge(base, OmegaConf.from_dotlist([format_override(p.key, value)]))
-                validate(OmegaConf.to_object(merged))
+                apply_overrides(base, [format_override(p.key, value)], source="the sweep")
             except (OmegaConfBaseException, ConfigError) as exc:
                 detail = str(exc).splitlines()[0]
                 raise SweepError(f"{source}: sweep parameter {p.key!r} = {value!r}: {detail}") from None

@@ -9,8 +9,9 @@ Resources: :meth:`TrialContext.resources` turns the trial's own placement plan
 into a Tune ``PlacementGroupFactory`` (bundle 0 = the trial's driver, then every
 pool's bundles), so Tune starts a trial only when the cluster can hold all of
 it; inside the trial :func:`rl.placement.reserved_bundles` makes the trainer
-place its workers in those bundles. The trainer reports every step to Tune
-(:class:`TuneReporter`), which ASHA uses to stop weak trials early.
+place its workers in those bundles. The trial is :func:`rl.run.run_training` with two
+callbacks: :class:`TrialRecorder` (W&B config, ``trial.json``) and :class:`TuneReporter`
+(every step to Tune, which ASHA uses to stop weak trials early).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 from rl.config import Config, load_config
+from rl.run import RunCallback
 from rl.sweep.spec import SweepSpec, format_override
 
 log = logging.getLogger(__name__)
@@ -121,8 +123,8 @@ class TrialContext:
         return PlacementGroupFactory(bundles, strategy=strategy)
 
 
-class TuneReporter:
-    """Step callback of the trainer: ``tune.report`` every step.
+class TuneReporter(RunCallback):
+    """Run callback of a trial: ``tune.report`` every step.
 
     Keys the sweep ranks or schedules on are always present: a step without a
     fresh value (e.g. no validation that step) repeats the last one seen, or
@@ -133,7 +135,7 @@ class TuneReporter:
         self.required = [k for k in dict.fromkeys(required) if k]
         self.last: dict[str, float] = {}
 
-    def __call__(self, step: int, metrics: dict[str, Any]) -> None:
+    def on_step(self, step: int, metrics: dict[str, Any]) -> None:
         from ray import tune
 
         tune.report(self.result(step, metrics))
@@ -148,6 +150,19 @@ class TuneReporter:
         return row
 
 
+class TrialRecorder(RunCallback):
+    """Run callback of a trial: the sweep's values in the W&B config, the W&B run id in ``trial.json``."""
+
+    def __init__(self, context: "TrialContext", name: str, params: dict[str, Any], info: dict[str, Any]):
+        self.context, self.name, self.params, self.info = context, name, params, info
+
+    def on_setup(self, trainer: Any) -> None:
+        trainer.tracker.update_config({"sweep_name": self.context.spec.name, "sweep_trial": self.name,
+                                       "sweep_params": self.params})
+        self.info["wandb_run_id"] = trainer.tracker.run_id or ""
+        write_trial_file(trainer.cfg.trainer.run_dir, self.info)
+
+
 def write_trial_file(run_dir: str | Path, info: dict[str, Any]) -> Path:
     path = Path(run_dir) / TRIAL_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,21 +171,20 @@ def write_trial_file(run_dir: str | Path, info: dict[str, Any]) -> Path:
 
 
 def train_trial(config: dict[str, Any], context: TrialContext) -> None:
-    """Tune function trainable: one GRPO run with the trial's values, placed in the trial's bundles."""
+    """Tune function trainable: one GRPO run (:func:`rl.run.run_training`) with the trial's values,
+    placed in the trial's bundles."""
     from ray import tune
     from ray.util.placement_group import get_current_placement_group
 
-    from launch.common import absolutize, prepare_data, save_resolved_config
-    from launch.train import resolve_policy
-    from rl.driver import GRPOTrainer
     from rl.placement import reserved_bundles
+    from rl.run import run_training
+    from rl.run_setup import absolutize
 
     tctx = tune.get_context()
     name = tctx.get_trial_name() or f"{context.spec.name}_{trial_index(tctx.get_trial_id()):03d}"
     if Path(context.workdir).is_dir():
         os.chdir(context.workdir)  # this trial's own actor process
     cfg = absolutize(context.trial_config(config, name))
-    save_resolved_config(cfg)
     params = context.params_of(config)
     info: dict[str, Any] = {"name": name, "trial_id": tctx.get_trial_id(), "sweep": context.spec.name,
                             "params": params, "run_dir": cfg.trainer.run_dir, "wandb_run_id": "",
@@ -182,22 +196,10 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
     if pg is None:
         raise RuntimeError("train_trial must run inside a Ray Tune trial with a placement group")
     metric, _ = context.spec.scheduler_metric()
-    reporter = TuneReporter([context.spec.metric, metric])
-    trainer: Optional[GRPOTrainer] = None
+    callbacks = [TrialRecorder(context, name, params, info), TuneReporter([context.spec.metric, metric])]
     with reserved_bundles(dataclasses.replace(reservation, pg=pg)):
         try:
-            policy = resolve_policy(cfg)
-            data = prepare_data(cfg)
-            trainer = GRPOTrainer(cfg, policy, data.train, data.val)
-            trainer.setup()
-            trainer.tracker.update_config({"sweep_name": context.spec.name, "sweep_trial": name,
-                                           "sweep_params": params})
-            info["wandb_run_id"] = trainer.tracker.run_id or ""
-            write_trial_file(cfg.trainer.run_dir, info)
-            trainer.step_callbacks.append(reporter)
-            trainer.fit()
+            run_training(cfg, callbacks=callbacks, report=False)
         finally:
-            if trainer is not None:
-                trainer.shutdown()
             info["finished_at"] = time.time()
             write_trial_file(cfg.trainer.run_dir, info)

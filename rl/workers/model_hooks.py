@@ -9,24 +9,14 @@ over an ``EncodedBatch``). Tests and other model families pass their own
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import nn
 
 from rl.config import LoraConfig, ModelConfig
 
-__all__ = ["PolicyBatch", "ModelHooks", "default_hooks", "apply_lora", "take_rows"]
-
-
-class PolicyBatch(Protocol):
-    """The part of ``rl.models.inputs.EncodedBatch`` the workers use."""
-
-    response_mask: torch.Tensor  # (B, R)
-
-    def __len__(self) -> int: ...
-
-    def select(self, indices: Sequence[int]) -> "PolicyBatch": ...
+__all__ = ["ModelHooks", "default_hooks", "apply_lora", "take_rows"]
 
 
 LoadFn = Callable[[str, ModelConfig], nn.Module]

@@ -12,7 +12,10 @@ A worker that dies or does not answer within ``reward.timeout_s`` is killed,
 restarted and its groups resubmitted; after ``reward.max_retries`` failed
 attempts a group's samples are kept with score 0 and ``reward_failed = 1``
 (counted in ``reward/failed``), so a step always completes with every sample
-scored or explicitly marked.
+scored or explicitly marked. A sample the reward cannot score (its ground truth lacks
+a key, a user reward returns the wrong keys: :data:`rewards.errors.DETERMINISTIC_ERRORS`)
+is not retried: the run stops naming the reward, the sample id and the key, or with
+``reward.on_invalid_sample = skip`` its group is scored 0 and marked ``invalid_sample``.
 """
 
 from __future__ import annotations
@@ -22,61 +25,45 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from rewards.errors import InvalidSampleError
 from rl.config import RewardConfig
-from rl.workers.ray_actors import kill_actors
+from rl.workers.group import WorkerGroup
 
 log = logging.getLogger(__name__)
 
-MASK_REWARDS = {"videoseg_r1", "veason_r1"}   # need a segmenter
-VIDEO_REWARDS = {"veason_r1"}           # need a propagator
-
 
 class RewardWorker:
-    """Scores groups of responses with one reward recipe (runs inside a Ray actor)."""
+    """Scores groups of responses with the run's reward (runs inside a Ray actor): the built-in
+    ``reward.name`` with the models it declares it needs, or the user reward ``reward.function``
+    loaded from its file in this process (:class:`rewards.scorer.RewardScorer`)."""
 
     def __init__(self, cfg: RewardConfig, torch_threads: int = 1):
         import torch
 
+        from rewards.scorer import RewardScorer
+
         torch.set_num_threads(torch_threads)
         self.cfg = cfg
-        self.params = getattr(cfg.params, cfg.name)
-        self.segmenter = None
-        self.propagator = None
-        if cfg.name in MASK_REWARDS:
-            from rewards.segmentation.factory import build_segmenter
-
-            self.segmenter = build_segmenter(cfg.segmenter)
-        if cfg.name in VIDEO_REWARDS:
-            from rewards.segmentation.factory import default_propagator
-
-            self.propagator = default_propagator()
+        self.scorer = RewardScorer.from_config(cfg)
 
     def ping(self) -> bool:
         return True
 
     def score_group(
-        self, responses: Sequence[str], ground_truth: dict[str, Any], response_lengths: Sequence[int]
+        self, responses: Sequence[str], sample: dict[str, Any], response_lengths: Sequence[int]
     ) -> tuple[list[dict[str, float]], float]:
-        """Component dicts of the group's responses and the seconds this worker spent."""
-        from rewards import compute_group
-
+        """Component dicts of the group's responses and the seconds this worker spent. ``sample``:
+        the training record the group answers (or a bare ground truth). A sample the reward cannot
+        score raises :class:`rewards.errors.InvalidSampleError` (not retried by the pool)."""
         start = time.perf_counter()
-        scores = compute_group(
-            self.cfg.name,
-            list(responses),
-            ground_truth,
-            segmenter=self.segmenter,
-            propagator=self.propagator,
-            response_lengths=list(response_lengths),
-            params=self.params,
-        )
+        scores = self.scorer.score_group(list(responses), sample, list(response_lengths))
         return scores, time.perf_counter() - start
 
 
 @dataclass
 class GroupTask:
     responses: list[str]
-    ground_truth: dict[str, Any]
+    sample: dict[str, Any]  # the training record (its "ground_truth", "id", ...) or a bare ground truth
     response_lengths: list[int]
     index: int = 0          # position of the group in the step's batch
     attempts: int = 0
@@ -93,29 +80,23 @@ class PendingScores:
     restarts: int = 0
     failures: int = 0
     busy_s: float = 0.0      # reward-worker compute time summed over groups
+    invalid: int = 0         # samples skipped as invalid (reward.on_invalid_sample = skip)
 
 
-class RewardPool:
-    """A set of :class:`RewardWorker` Ray actors placed by the placement plan."""
+class RewardPool(WorkerGroup):
+    """A set of :class:`RewardWorker` Ray actors, worker ``i`` with ``actor_options[i]`` (its
+    bundle of the placement plan's ``reward`` role). Workers are independent, so a dead or
+    stuck one is restarted on its own (:meth:`WorkerGroup.restart`)."""
+
+    restartable = True
 
     def __init__(self, cfg: RewardConfig, actor_options: Sequence[dict[str, Any]]):
-        import ray
+        from rewards.scorer import with_resolved_function
 
+        cfg = with_resolved_function(cfg)   # workers may run in another folder
         self.cfg = cfg
-        self._options = list(actor_options)
-        self._remote_cls = ray.remote(max_restarts=0)(RewardWorker)
-        self.workers = [self._start(i) for i in range(len(self._options))]
-        self.generations = [0] * len(self.workers)
-        ray.get([w.ping.remote() for w in self.workers])
+        super().__init__("reward", RewardWorker, actor_options, lambda i: (cfg,))
         self._next = 0
-
-    def _start(self, index: int):
-        return self._remote_cls.options(**self._options[index]).remote(self.cfg)
-
-    def restart(self, index: int) -> None:
-        self.generations[index] += 1
-        kill_actors([self.workers[index]])
-        self.workers[index] = self._start(index)
 
     def _dispatch(self, task: GroupTask) -> None:
         index = self._next % len(self.workers)
@@ -124,14 +105,14 @@ class RewardPool:
         task.generation = self.generations[index]
         task.attempts += 1
         task.submitted_at = time.monotonic()
-        task.future = self.workers[index].score_group.remote(task.responses, task.ground_truth, task.response_lengths)
+        task.future = self.workers[index].score_group.remote(task.responses, task.sample, task.response_lengths)
 
     def submit(self, groups: Sequence[tuple[list[str], dict[str, Any], list[int]]],
                pending: Optional[PendingScores] = None, first_index: int = 0) -> PendingScores:
-        """Start scoring; returns at once. ``groups``: (responses, ground truth, response token
-        counts). Groups can arrive piece by piece while a step's rollouts are still generating:
-        pass the ``pending`` of the first call and each piece's position in the batch
-        (``first_index``); :meth:`collect` returns the groups in position order."""
+        """Start scoring; returns at once. ``groups``: (responses, training record or bare ground
+        truth, response token counts). Groups can arrive piece by piece while a step's rollouts
+        are still generating: pass the ``pending`` of the first call and each piece's position in
+        the batch (``first_index``); :meth:`collect` returns the groups in position order."""
         pending = PendingScores([]) if pending is None else pending
         for offset, (responses, gt, lengths) in enumerate(groups):
             task = GroupTask(list(responses), gt, list(lengths), index=first_index + offset)
@@ -163,7 +144,11 @@ class RewardPool:
                     task.result, seconds = ray.get(task.future)
                     pending.busy_s += seconds
                 except (RayActorError, GetTimeoutError, RayTaskError) as exc:
-                    self._handle_failure(task, exc, pending, restart=not isinstance(exc, RayTaskError))
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(exc, RayTaskError) and isinstance(cause, InvalidSampleError):
+                        self._handle_invalid(task, cause, pending)
+                    else:
+                        self._handle_failure(task, exc, pending, restart=not isinstance(exc, RayTaskError))
         ordered = sorted(pending.tasks, key=lambda t: t.index)
         if [t.index for t in ordered] != list(range(len(ordered))):
             raise ValueError(f"reward groups {[t.index for t in ordered]} do not cover positions 0..{len(ordered) - 1}")
@@ -181,6 +166,13 @@ class RewardPool:
         pending.failures += 1
         task.result = [{"score": 0.0, "reward_failed": 1.0} for _ in task.responses]
 
-    def shutdown(self) -> None:
-        kill_actors(self.workers)
-        self.workers = []
+    def _handle_invalid(self, task: GroupTask, exc: InvalidSampleError, pending: PendingScores) -> None:
+        """A sample the reward cannot score fails the same way on every worker: never retried. With
+        ``reward.on_invalid_sample = error`` the run stops here (the error names the reward, the sample
+        id and the key); with ``skip`` the group scores 0 with ``invalid_sample = 1`` on each response
+        (logged as ``reward/invalid_sample``, the fraction of the step's samples skipped)."""
+        if self.cfg.on_invalid_sample != "skip":
+            raise InvalidSampleError(exc.reward, exc.sample_id, exc.detail, exc.key) from None
+        log.warning("reward: skipping an invalid sample (reward.on_invalid_sample=skip): %s", exc)
+        pending.invalid += len(task.responses)
+        task.result = [{"score": 0.0, "invalid_sample": 1.0} for _ in task.responses]

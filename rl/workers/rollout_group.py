@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from rl.config import ModelConfig, RolloutConfig
 from rl.placement import PlacementPlan
-from rl.workers.ray_actors import kill_actors
+from rl.workers.group import WorkerGroup, bundle_options
 
 
 class RolloutActor:
@@ -33,7 +33,7 @@ class RolloutActor:
 
     def generate_stream(self, prompts: list[dict[str, Any]], params: Any, offset: int = 0):
         """Ray streaming generator: ``(offset + first prompt index, RolloutOutput piece, seconds
-        since the call started)`` for every piece the backend yields (whole GRPO groups)."""
+        since the call started)`` for every piece the backend yields (whole response groups)."""
         start = time.perf_counter()
         for index, out in self.backend.generate_groups(prompts, params):
             yield offset + index, out, time.perf_counter() - start
@@ -51,33 +51,30 @@ class RolloutActor:
             self.backend.sleep()
         return True
 
-    def wake(self) -> bool:
-        if getattr(self.backend, "supports_sleep", False):
-            self.backend.wake()
+    def load_sampling_state(self, state: dict[str, int]) -> bool:
+        """Set the backend's seed counter (see ``RolloutBackend.sampling_state``)."""
+        self.backend.load_sampling_state(state)
         return True
 
     def ping(self) -> bool:
         return True
 
 
-class RolloutGroup:
+class RolloutGroup(WorkerGroup):
+    """One :class:`RolloutActor` per bundle of the plan's ``rollout`` role; worker ``i``
+    samples with seed ``seed + 1000 * i`` (its own seed stream)."""
+
     def __init__(self, cfg: RolloutConfig, model_path: str, plan: PlacementPlan, model_cfg: ModelConfig,
                  device: str = "cpu", seed: int = 0, torch_threads: int = 1):
-        import ray
-
-        n = plan.slots["rollout"].num_workers
-        cls = ray.remote(RolloutActor)
-        options = [plan.actor_options("rollout", i) for i in range(n)]
+        options = bundle_options(plan, "rollout")
         if cfg.backend == "vllm" and cfg.vllm_python:  # actors run the vLLM environment's interpreter
             from rl.rollout.vllm_env import rollout_runtime_env
 
             options = [dict(o, runtime_env=rollout_runtime_env(cfg.vllm_python)) for o in options]
-        # Each worker gets its own sampling seed stream.
-        self.workers = [
-            cls.options(**options[i]).remote(cfg, model_path, model_cfg, device, seed + 1000 * i, torch_threads)
-            for i in range(n)
-        ]
-        ray.get([w.ping.remote() for w in self.workers])
+        super().__init__("rollout", RolloutActor, options,
+                         lambda i: (cfg, model_path, model_cfg, device, seed + 1000 * i, torch_threads))
+        # generate calls sent to each worker = each backend's seed counter (checkpointed by the driver).
+        self._seed_calls = [0] * len(self.workers)
 
     def generate(
         self, prompts: Sequence[dict[str, Any]], params: Any,
@@ -85,10 +82,11 @@ class RolloutGroup:
     ) -> tuple[list[Any], float]:
         """Split prompts over the workers in contiguous blocks and stream the results back.
 
-        ``on_groups(first prompt index, RolloutOutput)`` is called for every piece of whole GRPO
-        groups as soon as a worker has it (asynchronous generation: the driver hands each piece
-        to the reward pool while the rest is still generating). Returns the pieces in prompt
-        order and the slowest worker's seconds."""
+        ``on_groups(first prompt index, RolloutOutput)`` is called for every piece of whole
+        response groups (all n responses of its prompts) as soon as a worker has it
+        (asynchronous generation: the driver hands each piece to the reward pool while the
+        rest is still generating). Returns the pieces in prompt order and the slowest
+        worker's seconds."""
         import ray
 
         k = min(len(self.workers), len(prompts))
@@ -97,6 +95,8 @@ class RolloutGroup:
             self.workers[i].generate_stream.remote(list(prompts[bounds[i]:bounds[i + 1]]), params, bounds[i])
             for i in range(k)
         ]
+        for i in range(k):
+            self._seed_calls[i] += 1
         pieces: dict[int, Any] = {}
         busy = [0.0] * k
         live = dict(zip(streams, range(k)))
@@ -123,6 +123,15 @@ class RolloutGroup:
 
         ray.get([w.sleep.remote() for w in self.workers])
 
-    def shutdown(self) -> None:
-        kill_actors(self.workers)
-        self.workers = []
+    def sampling_state(self) -> dict[str, list[int]]:
+        """Each worker's seed counter (``generate`` calls so far), for the trainer state."""
+        return {"calls": list(self._seed_calls)}
+
+    def load_sampling_state(self, state: dict[str, list[int]]) -> None:
+        """Restore :meth:`sampling_state` into the workers: a resumed run samples with the seeds an
+        uninterrupted one would use. Workers beyond the saved ones start at 0 (fresh seed streams)."""
+        import ray
+
+        calls = [int(c) for c in state["calls"]][:len(self.workers)]
+        self._seed_calls = calls + [0] * (len(self.workers) - len(calls))
+        ray.get([w.load_sampling_state.remote({"calls": c}) for w, c in zip(self.workers, self._seed_calls)])

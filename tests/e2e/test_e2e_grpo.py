@@ -27,9 +27,12 @@ TINY_RUN = [
     "trainer.save_freq=2",
     "trainer.val_freq=3",
     "trainer.val_num_prompts=4",
-    "trainer.log_samples_freq=2",
+    "trainer.log_samples_freq=1",
+    "trainer.log_samples_count=16",      # every response of every step
     "tracking.wandb_mode=offline",
 ]
+# Metrics that measure time, not the run.
+_CLOCK = ("timing_s/", "timing_busy_s/", "val/timing_s/", "perf/throughput", "perf/time_per_step")
 
 
 def _rows(path: Path) -> list[dict]:
@@ -40,6 +43,20 @@ def _rows(path: Path) -> list[dict]:
 
 def _wandb_run_ids(run_dir: Path) -> list[str]:
     return sorted({p.name.rsplit("-", 1)[-1] for p in (run_dir / "wandb").glob("offline-run-*")})
+
+
+def _by_step(rows: list[dict]) -> dict[tuple[str, int], list[dict]]:
+    out: dict[tuple[str, int], list[dict]] = {}
+    for row in rows:
+        out.setdefault((row.get("table", "samples"), row["step"]), []).append(row)
+    return out
+
+
+def _run_numbers(run_dir: Path) -> tuple[dict[int, dict], dict[tuple[str, int], list[dict]]]:
+    """Per step: the logged metrics without clock readings; the sampled responses with their rewards."""
+    metrics = {r["step"]: {k: v for k, v in r.items() if not k.startswith(_CLOCK)}
+               for r in _rows(run_dir / "metrics.jsonl")}
+    return metrics, _by_step(_rows(run_dir / "samples.jsonl"))
 
 
 def test_grpo_killed_and_resumed_continues_the_same_run(launcher, tmp_path):
@@ -89,3 +106,18 @@ def test_grpo_killed_and_resumed_continues_the_same_run(launcher, tmp_path):
     model = AutoModelForImageTextToText.from_pretrained(run_dir / "export")
     assert sum(p.numel() for p in model.parameters()) > 0
     assert "resumed from" in (tmp_path / "second.log").read_text()
+
+    # Exact resume: an uninterrupted run from the same cold start samples the same responses, gets the
+    # same rewards and logs the same metrics at every step, the resumed steps 3-6 included.
+    reference_dir = tmp_path / "runs" / "reference"
+    launcher.run("launch.train", *TINY_RUN, f"trainer.run_dir={reference_dir}", f"model.path={run_dir / 'sft'}",
+                 log_name="reference.log")
+    metrics, samples = _run_numbers(run_dir)
+    ref_metrics, ref_samples = _run_numbers(reference_dir)
+    assert sorted(samples) == sorted(ref_samples) and len(samples[("samples", 6)]) == 16
+    for key in sorted(ref_samples):
+        assert samples[key] == ref_samples[key], f"responses or rewards differ at {key}"
+    for step in sorted(ref_metrics):
+        differing = {k for k in ref_metrics[step].keys() | metrics[step].keys()
+                     if ref_metrics[step].get(k) != metrics[step].get(k)}
+        assert not differing, f"step {step}: {sorted(differing)}"

@@ -99,3 +99,36 @@ def test_ray_node_cli_prints_the_command_and_rejects_a_node_the_cluster_lacks():
     bad = subprocess.run([sys.executable, script, "--print-only", "worker", "--cluster", "2x8gpu", "--index", "2",
                           "--address", "h:1"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--index 2" in bad.stderr
+
+
+def _dashboard_host(args: list[str]) -> str:
+    hosts = [a.split("=", 1)[1] for a in args if a.startswith("--dashboard-host=")]
+    assert len(hosts) == 1, args
+    return hosts[0]
+
+
+def test_the_head_dashboard_binds_to_the_node_address_or_loopback_unless_asked(monkeypatch):
+    ray_node = _ray_node()
+    monkeypatch.delenv("VRS_RL_DASHBOARD_HOST", raising=False)
+    # Default: loopback; with the node's address given to ray start, that (internal) address.
+    assert _dashboard_host(ray_node.ray_start_args("local_cpu", 0, True, None, 7000, 8265)) == "127.0.0.1"
+    assert _dashboard_host(ray_node.ray_start_args(
+        "local_cpu", 0, True, None, 7000, 8265, ["--node-ip-address=10.1.2.3"])) == "10.1.2.3"
+    assert _dashboard_host(ray_node.ray_start_args(
+        "local_cpu", 0, True, None, 7000, 8265, ["--node-ip-address", "10.1.2.4"])) == "10.1.2.4"
+    # Asked for: the flag, else the environment variable.
+    assert _dashboard_host(ray_node.ray_start_args("local_cpu", 0, True, None, 7000, 8265,
+                                                   dashboard_host="0.0.0.0")) == "0.0.0.0"
+    monkeypatch.setenv("VRS_RL_DASHBOARD_HOST", "0.0.0.0")
+    assert _dashboard_host(ray_node.ray_start_args(
+        "local_cpu", 0, True, None, 7000, 8265, ["--node-ip-address=10.1.2.3"])) == "0.0.0.0"
+
+
+def test_ray_node_cli_default_does_not_listen_on_every_interface(monkeypatch):
+    monkeypatch.delenv("VRS_RL_DASHBOARD_HOST", raising=False)
+    script = str(REPO / "launch" / "slurm" / "ray_node.py")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "VRS_RL_DASHBOARD_HOST"}
+    out = subprocess.run([sys.executable, script, "--print-only", "head", "--cluster", "local_cpu", "--",
+                          "--node-ip-address=10.9.8.7"], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "--dashboard-host=10.9.8.7" in out.stdout and "0.0.0.0" not in out.stdout

@@ -35,12 +35,44 @@ def test_token_lookup_follows_rays_order_with_the_token_file_first(tmp_path):
         resolve_token(None, {"RAY_AUTH_TOKEN_PATH": str(tmp_path / "missing")}, home)
 
 
-def test_wandb_variables_and_env_items_are_forwarded_nothing_else():
+def test_wandb_variables_and_env_items_are_forwarded_secrets_and_nothing_else_are_not():
     env = {"WANDB_API_KEY": "k", "WANDB_MODE": "offline", "HOME": "/root", "RAY_AUTH_TOKEN": "secret"}
     assert forwarded_env(env, ["HF_HOME=/cache", "A=b=c"]) == {
-        "WANDB_API_KEY": "k", "WANDB_MODE": "offline", "HF_HOME": "/cache", "A": "b=c"}
+        "WANDB_MODE": "offline", "HF_HOME": "/cache", "A": "b=c"}
+    assert submit.withheld_secrets(env) == ["WANDB_API_KEY"]
     with pytest.raises(SubmitError, match="KEY=VALUE"):
         forwarded_env(env, ["NOVALUE"])
+    for item in ("HF_TOKEN=hf_Q7v", "AWS_SECRET_ACCESS_KEY=Zq9w", "OPENAI_API_KEY=sk-Q1", "DB_PASSWORD=pw_Q2"):
+        with pytest.raises(SubmitError, match="secret") as err:
+            forwarded_env(env, [item])
+        assert item.split("=", 1)[1] not in str(err.value)
+    with pytest.raises(SubmitError, match="runtime env"):
+        submit.submit(object(), "launch.train", [], REPO, {"WANDB_API_KEY": "k"})
+
+
+def test_a_secrets_file_travels_as_a_path_and_is_read_by_the_job(tmp_path, monkeypatch):
+    from launch.with_secrets import SecretsFileError, apply_secrets, read_secrets_file
+
+    path = tmp_path / "secrets.env"
+    path.write_text("# W&B\nexport WANDB_API_KEY='abc=123'\n\nHF_TOKEN = hf_xyz\n")
+    path.chmod(0o600)
+    cmd = shlex.split(entrypoint("launch.train", ["recipe=quickstart"], secrets_file=str(path)))
+    assert cmd == ["python", "-m", "launch.with_secrets", str(path), "launch.train", "recipe=quickstart",
+                   "cluster.address=auto"]
+    assert read_secrets_file(path) == {"WANDB_API_KEY": "abc=123", "HF_TOKEN": "hf_xyz"}
+    env: dict = {"WANDB_API_KEY": "old"}
+    assert apply_secrets(read_secrets_file(path), env) == ["HF_TOKEN", "WANDB_API_KEY"]
+    assert env == {"WANDB_API_KEY": "abc=123", "HF_TOKEN": "hf_xyz"}
+    path.chmod(0o644)
+    with pytest.raises(SecretsFileError, match="chmod 600"):
+        read_secrets_file(path)
+    path.chmod(0o600)
+    path.write_text("WANDB_API_KEY=ok\nnot a pair supersecret\n")
+    with pytest.raises(SecretsFileError, match=r"secrets\.env:2") as err:
+        read_secrets_file(path)
+    assert "supersecret" not in str(err.value)
+    with pytest.raises(SecretsFileError, match="does not exist"):
+        read_secrets_file(tmp_path / "missing.env")
 
 
 def test_runtime_env_uploads_the_repo_without_runs_and_the_venv(tmp_path):

@@ -3,6 +3,7 @@ four trials, two at a time, a ranking table, four W&B offline runs in one group 
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import subprocess
@@ -12,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from launch.sync import find_offline_runs, read_offline_run
-from rl.sweep.results import read_csv
 from tests.launch.conftest import REPO, python_env
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,8 @@ def test_reward_grid_runs_four_trials_two_at_a_time_and_ranks_them(tmp_path, pri
     assert proc.returncode == 0, log[-6000:]
 
     # Ranking table: printed and written, best first, every trial finished with its value.
-    rows = read_csv(sweep_dir / "results.csv")
+    with (sweep_dir / "results.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
     assert [int(r["rank"]) for r in rows] == [1, 2, 3, 4]
     grid = {(float(a), float(b)) for a, b in itertools.product([0.3, 0.5], [1.0, 2.0])}
     assert {(float(r[IOU]), float(r[WACC])) for r in rows} == grid

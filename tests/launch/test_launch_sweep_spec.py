@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
 import math
 
@@ -9,7 +10,7 @@ import pytest
 
 from rl.config import CONFIG_DIR, load_config
 from rl.placement import roles_for
-from rl.sweep.results import TrialResult, format_table, metric_value, rank, read_csv, write_csv
+from rl.sweep.results import TrialResult, format_table, metric_value, rank, write_csv
 from rl.sweep.runner import build_scheduler, build_search
 from rl.sweep.spec import SweepError, format_override, load_sweep, parse_spec
 from rl.sweep.trial import TrialContext, TuneReporter, short_keys, trial_name
@@ -165,7 +166,8 @@ def test_ranking_orders_by_the_metric_and_puts_trials_without_a_value_last(tmp_p
     ranked = rank(results, "max")
     assert [r.name for r in ranked] == ["c", "b", "a"] and [r.rank for r in ranked] == [1, 2, 3]
     assert [r.name for r in rank(results, "min")] == ["b", "c", "a"]
-    rows_csv = read_csv(write_csv(rank(results, "max"), tmp_path / "results.csv", spec))
+    with write_csv(rank(results, "max"), tmp_path / "results.csv", spec).open(newline="") as handle:
+        rows_csv = list(csv.DictReader(handle))
     assert [r["trial"] for r in rows_csv] == ["c", "b", "a"] and rows_csv[0][IOU] == "0.3"
     assert rows_csv[0]["val/score/mean"] == "4.0" and rows_csv[2]["status"] == "error"
     assert "rank" in format_table(ranked, spec).splitlines()[0]

@@ -15,6 +15,7 @@ import launch.train as train
 class _FakeTrainer:
     def __init__(self, cfg, policy, train_records, val_records):
         self.cfg, self.global_step, self.tracker = cfg, 0, None
+        self.step_callbacks, self.interrupted, self.stop_signal = [], False, None
 
     def setup(self):
         pass
@@ -37,12 +38,14 @@ class _FakeTrainer:
 @pytest.fixture()
 def fake_run(monkeypatch):
     import rl.driver
+    import rl.run
 
     monkeypatch.setattr(rl.driver, "GRPOTrainer", _FakeTrainer)
-    monkeypatch.setattr(train, "resolve_policy", lambda cfg: "policy")
-    monkeypatch.setattr(train, "prepare_data", lambda cfg: SimpleNamespace(train=[], val=[]))
-    monkeypatch.setattr(train, "init_ray", lambda cfg: None)
-    monkeypatch.setattr(train, "shutdown_ray", lambda: None)
+    monkeypatch.setattr(rl.run, "resolve_policy", lambda cfg: "policy")
+    monkeypatch.setattr(rl.run, "prepare_data", lambda cfg: SimpleNamespace(train=[], val=[]))
+    monkeypatch.setattr(rl.run, "init_ray", lambda cfg: None)
+    monkeypatch.setattr(rl.run, "shutdown_ray", lambda: None)
+    monkeypatch.setattr(rl.run, "_ray_is_up", lambda: False)
 
 
 def test_val_only_prints_the_metrics_and_exits_0(tmp_path, fake_run, capsys):
@@ -69,7 +72,7 @@ def test_a_failing_report_is_logged_not_fatal(tmp_path, fake_run, monkeypatch, c
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(rl.report, "write_report", broken)
-    with caplog.at_level("ERROR", logger="launch.train"):
+    with caplog.at_level("ERROR", logger="rl.run"):
         assert train.main([f"trainer.run_dir={tmp_path}"]) == 0
     assert "end-of-training report failed" in caplog.text
 

@@ -1,5 +1,5 @@
 """Test doubles for the vision models behind the reward terms (implement the Protocols of
-``rewards.segmentation.base``) and small ground-truth builders."""
+``rewards.vision.base``) and small ground-truth builders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from rewards.gt import encode_mask
-from rewards.segmentation.base import ObjectPrompt
+from rewards.vision.base import ObjectPrompt
 
 
 def box_mask(shape_hw: tuple[int, int], box: Sequence[float]) -> np.ndarray:

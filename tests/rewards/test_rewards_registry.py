@@ -33,7 +33,6 @@ RESPONSES = [
 def test_public_names():
     for name in REWARD_NAMES:
         assert get_reward(name).name == name
-    assert callable(rewards.compute_group) and callable(rewards.max_score)
     with pytest.raises(KeyError, match="nope"):
         get_reward("nope")
 
@@ -101,9 +100,9 @@ def test_unknown_and_bad_params():
 
 
 def test_params_from_omegaconf_node():
-    from omegaconf import OmegaConf
+    from rl.schema import omega_node  # OmegaConf node of the params (their Literal fields made plain str)
 
-    node = OmegaConf.structured(RewardParams()).rcot_aks
+    node = omega_node(RewardParams()).rcot_aks
     assert build_params("rcot_aks", node).options == ["A", "B"]
 
 

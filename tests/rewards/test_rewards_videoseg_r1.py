@@ -128,7 +128,7 @@ def test_bad_ground_truth_masks(gt):
 
 
 def test_package_default_segmenter_is_used_when_none_given(gt):
-    from rewards.vision import reset_default_models
+    from rewards.vision.resolve import reset_default_models
 
     reset_default_models()
     try:

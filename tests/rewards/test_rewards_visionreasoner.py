@@ -1,4 +1,4 @@
-"""VisionReasoner reward: SPEC's worked example and one hand-computed case per component."""
+"""VisionReasoner reward: the worked example of docs/rewards.md and one hand-computed case per component."""
 
 import json
 

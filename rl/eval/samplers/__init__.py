@@ -17,10 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from rl.eval.config import MLLM_SAMPLERS, SAMPLERS  # the one list of sampler names (eval.sampler's choices)
 from rl.eval.samplers.base import Answer, FrameSampler, MLLMClient, SamplerQuery, SamplerResult
-
-SAMPLERS = ("hierarchical", "rcot", "rcot_light", "veason", "first_frame", "oracle")
-MLLM_SAMPLERS = ("hierarchical", "rcot", "rcot_light", "veason")
 
 
 def build_sampler(name: str, cfg: Any = None, client: Optional[MLLMClient] = None) -> FrameSampler:

@@ -170,20 +170,22 @@ def parse_interval(response: Any, lo: int, hi: int) -> Parsed:
     return Parsed((max(start, lo), min(end, hi)), status)
 
 
+def _number(text: str, content: str, tagged: bool) -> tuple[Optional[float], str]:
+    """``text`` read as one JSON number, else the first number found in ``content`` (lenient)."""
+    number = coerce_number(loads_or_none(text))
+    if number is not None:
+        return number, OK if tagged else LENIENT
+    nums = _numbers(content)
+    return (nums[0], LENIENT) if nums else (None, LENIENT)
+
+
 def parse_position(response: Any) -> Parsed:
     """Position answer (percent in ``[0, 100]``) -> fraction in ``[0, 1]``."""
     content, tagged = _content(response)
     if content is None:
         return _MALFORMED
-    text = content.strip().rstrip("%").strip()
-    number = coerce_number(loads_or_none(text))
-    status = OK if tagged else LENIENT
-    if number is None:
-        nums = _numbers(content)
-        if not nums:
-            return _MALFORMED
-        number, status = nums[0], LENIENT
-    if not 0.0 <= number <= 100.0:
+    number, status = _number(content.strip().rstrip("%").strip(), content, tagged)
+    if number is None or not 0.0 <= number <= 100.0:
         return _MALFORMED
     return Parsed(number / 100.0, status)
 
@@ -201,14 +203,8 @@ def parse_keyframe(response: Any, num_frames: int) -> Parsed:
     content, tagged = _content(response)
     if content is None:
         return _MALFORMED
-    number = coerce_number(loads_or_none(content.strip()))
-    status = OK if tagged else LENIENT
-    if number is None:
-        nums = _numbers(content)
-        if not nums:
-            return _MALFORMED
-        number, status = nums[0], LENIENT
-    if number != math.floor(number) or not 0 <= number < num_frames:
+    number, status = _number(content.strip(), content, tagged)
+    if number is None or number != math.floor(number) or not 0 <= number < num_frames:
         return _MALFORMED
     return Parsed(int(number), status)
 
