@@ -16,7 +16,7 @@ from typing import Optional
 
 from rl.config import Config
 from rl.run_dir import setting_differences
-from rl.run_setup import image_size, init_ray, prepare_data
+from rl.run_setup import PreparedData, image_size, init_ray, prepare_data
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _move_aside(path: Path) -> Path:
     return backup
 
 
-def ensure_sft_checkpoint(cfg: Config, force: bool = False) -> Path:
+def ensure_sft_checkpoint(cfg: Config, force: bool = False, data: Optional[PreparedData] = None) -> Path:
     """The SFT checkpoint of this run: reused when complete and made with the same settings
     (and ``sft.skip_if_exists``), trained otherwise. A complete checkpoint made with other
     settings is moved aside first; ``force`` / ``sft.skip_if_exists=false`` retrain in place."""
@@ -61,17 +61,18 @@ def ensure_sft_checkpoint(cfg: Config, force: bool = False) -> Path:
         if reason is not None:
             log.warning("not reusing the SFT checkpoint %s: %s; moved it to %s and training it again",
                         out, reason, _move_aside(out))
-    data = prepare_data(cfg)
+    data = data if data is not None else prepare_data(cfg)
     init_path = ensure_policy(cfg.model, cfg.trainer.run_dir, image_size(cfg))
     log.info("SFT: %d samples, init %s -> %s", len(data.train), init_path, out)
     init_ray(cfg)
     return run_sft(cfg, str(init_path), data.train)
 
 
-def resolve_policy(cfg: Config) -> str:
-    """``model.path`` when given, else this run's SFT checkpoint (trained if missing or stale)."""
+def resolve_policy(cfg: Config, data: Optional[PreparedData] = None) -> str:
+    """``model.path`` when given, else this run's SFT checkpoint (trained if missing or stale;
+    ``data``: the run's prepared samples, built here when not given)."""
     if cfg.model.path:
         if not Path(cfg.model.path).exists():
             raise FileNotFoundError(f"model.path does not exist: {cfg.model.path}")
         return cfg.model.path
-    return str(ensure_sft_checkpoint(cfg))
+    return str(ensure_sft_checkpoint(cfg, data=data))

@@ -132,13 +132,9 @@ class GRPOTrainer:
 
     # ------------------------------------------------------------ lifecycle
     def setup(self) -> None:
-        from rewards.scorer import dry_run, probe_samples
         from rl.models.loading import load_processor
         from rl.rollout.base import SamplingParams
 
-        # Score one sample per task with the run's reward before any actor starts: a reward that
-        # does not fit the samples stops the run here, naming the reward, the sample id and the key.
-        dry_run(self.cfg.reward, probe_samples(self.loader.records, self.val_records))
         self._processor = load_processor(self.model_path)
         self.sampling = SamplingParams.from_config(self.cfg.rollout)
         self.val_sampling = SamplingParams.from_config(self.cfg.rollout, validation=True)

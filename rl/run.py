@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
+from rewards.scorer import dry_run, probe_samples
 from rl.cold_start import resolve_policy
 from rl.config import Config
 from rl.run_dir import claim_run_dir
@@ -102,8 +103,12 @@ def run_training(cfg: Config, callbacks: Sequence[RunCallback] = (), report: boo
     ray_was_up = _ray_is_up()
     trainer: Optional[Any] = None
     try:
-        policy = resolve_policy(cfg)
         data = prepare_data(cfg)
+        # Score one sample per task with the run's reward before the cold start or any actor:
+        # a reward that does not fit the samples stops the run here, naming the reward, the
+        # sample id and the key.
+        dry_run(cfg.reward, probe_samples(data.train, data.val))
+        policy = resolve_policy(cfg, data)
         init_ray(cfg)
         trainer = GRPOTrainer(cfg, policy, data.train, data.val)
         trainer.setup()

@@ -41,7 +41,8 @@ def fake_run(monkeypatch):
     import rl.run
 
     monkeypatch.setattr(rl.driver, "GRPOTrainer", _FakeTrainer)
-    monkeypatch.setattr(rl.run, "resolve_policy", lambda cfg: "policy")
+    monkeypatch.setattr(rl.run, "resolve_policy", lambda cfg, data=None: "policy")
+    monkeypatch.setattr(rl.run, "dry_run", lambda reward_cfg, samples: None)
     monkeypatch.setattr(rl.run, "prepare_data", lambda cfg: SimpleNamespace(train=[], val=[]))
     monkeypatch.setattr(rl.run, "init_ray", lambda cfg: None)
     monkeypatch.setattr(rl.run, "shutdown_ray", lambda: None)

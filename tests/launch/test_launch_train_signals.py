@@ -55,7 +55,8 @@ class ScriptedTrainer(GRPOTrainer):
 
 
 rl.driver.GRPOTrainer = ScriptedTrainer
-rl.run.resolve_policy = lambda cfg: "policy"
+rl.run.resolve_policy = lambda cfg, data=None: "policy"
+rl.run.dry_run = lambda reward_cfg, samples: None
 rl.run.prepare_data = lambda cfg: SimpleNamespace(train=[{"id": f"r{i}"} for i in range(4)], val=[])
 rl.run.init_ray = lambda cfg: None
 rl.run.shutdown_ray = lambda: None
