@@ -514,18 +514,22 @@ def build_samples(
 # ------------------------------------------------------------------------- CLI
 
 _USAGE = __doc__.split("Output:")[0].strip()
+_HELP_USAGE = ("data.root=PATH data.format=mevis|revos|refytvos|davis|synthetic data.task=ktg|aks|veason "
+               "out=FILE.jsonl|FILE.parquet [data.KEY=VALUE ...] [reward.name=NAME] [recipe=NAME]")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI entry point; returns the process exit code (0 ok, 1 nothing built, 2 usage / config / data / I/O
     error; the message names the ``.partial.jsonl`` file when records built before the error were kept)."""
-    from rl.config import ConfigError, load_config, parse_cli
+    from data.cli_help import keyvalue_help, print_help, wants_help
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(argv):
+        return print_help(keyvalue_help("python -m data.build", __doc__, _HELP_USAGE, groups=("recipe",),
+                                        notes="data.* keys: the data section of configs/default.yaml."))
+    from rl.config import ConfigError, load_config, parse_cli
+
     overrides, flags = parse_cli(argv)
-    if any(f in ("-h", "--help") for f in flags):
-        print(_USAGE)
-        return 0
     if flags:
         print(f"data.build: unexpected arguments {flags}; expected key=value items\n\n{_USAGE}", file=sys.stderr)
         return 2
@@ -542,6 +546,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"data.build: unsupported key {key!r}; use data.*, reward.name, recipe or out=", file=sys.stderr)
             return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    explicit_reward = any(k.split("=", 1)[0].lstrip("+") in ("recipe", "reward.name") for k in keep)
+    if not explicit_reward:  # the records name no reward; validate with one that scores the task
+        from data.config import DataConfig
+        from rewards.registry import task_rewards
+
+        task = next((k.split("=", 1)[1] for k in keep if k.split("=", 1)[0].lstrip("+") == "data.task"),
+                    DataConfig.task)
+        keep += [f"reward.name={name}" for name in task_rewards(task)[:1]]
     try:
         cfg = load_config(keep)
     except ConfigError as exc:
@@ -551,7 +563,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not out:
         print("data.build: give the output file with out=FILE.jsonl|FILE.parquet", file=sys.stderr)
         return 2
-    explicit_reward = any(k.split("=", 1)[0] in ("recipe", "reward.name") for k in keep)
     try:
         # GT negative points use the same band as the VideoSeg-R1 negative-point reward.
         report = build_samples(cfg.data, out, reward=cfg.reward.name if explicit_reward else None,

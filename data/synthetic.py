@@ -1,4 +1,4 @@
-"""Procedural synthetic videos, written in the ReVOS layout so the real readers load them.
+"""Procedural synthetic videos, written in a benchmark's released layout so the real readers load them.
 
 Each video shows a few saturated, dark-outlined shapes (circle, square,
 triangle, star) of several colours and sizes moving in straight lines over a
@@ -16,7 +16,8 @@ Expressions use a small regular vocabulary:
 * no target (2): ``"the purple star"`` when the video has no purple star.
 
 Every expression with a target reaches ``cfg.min_target_area`` of the frame on
-at least one frame. Output (``<out_dir>/<split>/``)::
+at least one frame. Output of the default ``revos`` layout (``<out_dir>/<split>/``; what
+``data.format=synthetic`` generates and reads)::
 
     meta_expressions.json      ReVOS superset: per video vid_id, height, width, frames, expressions
                                {exp, obj_id, anno_id, type_id}, and "objects" (colour/shape per anno id)
@@ -25,15 +26,19 @@ at least one frame. Output (``<out_dir>/<split>/``)::
     JPEGImages/<vid>/<frame>.jpg
     .synthetic.json            marker: config hash (regeneration is skipped when it matches)
 
-The folder is written under a temporary name and renamed into place, so a
-killed run never leaves a partial data set that looks complete. Everything is
-deterministic given ``cfg.seed`` (each video uses ``default_rng([seed, crc32(split), index])``).
+``layout=mevis | refytvos | davis`` writes the same videos as MeViS, Ref-YouTube-VOS or the
+converted Ref-DAVIS17 release lays them out (:mod:`data.synthetic_layouts`), read with
+``data.format=<layout>``. Each folder of a split is written under a temporary name and
+renamed into place with its marker, so a killed run never leaves a partial data set that
+looks complete. Everything is deterministic given ``cfg.seed`` (each video uses
+``default_rng([seed, crc32(split), index])``), and a split's videos do not depend on the layout.
 
 The scene (shapes, motion, background, rendering) is in :mod:`data.synthetic_scene` and the
 expressions in :mod:`data.synthetic_expressions`; this module draws whole videos, writes the
 data set and re-exports the public names of both.
 
-CLI: ``python -m data.synthetic OUT_DIR [split=train] [num_videos=8 height=64 ...]``.
+CLI: ``python -m data.synthetic OUT_DIR [layout=revos] [split=train,valid] [num_videos=8 height=64 ...]``
+(``--help`` lists the layouts and keys).
 """
 
 from __future__ import annotations
@@ -53,8 +58,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from data import io as data_io
-from data import rle as rle_codec
+from data import synthetic_layouts as layouts
+from data.cli_help import print_help, wants_help
 from data.config import SyntheticConfig
 from data.synthetic_expressions import SyntheticExpression, candidate_expressions, select_expressions
 from data.synthetic_scene import SceneObject, SceneRules, draw_shape, render, sample_objects, shape_area_factor
@@ -117,10 +122,12 @@ def check_config(cfg: SyntheticConfig) -> None:
         raise ValueError("bad synthetic config: " + "; ".join(problems))
 
 
-def config_hash(cfg: SyntheticConfig, split: str, rules: SceneRules) -> str:
-    """Hash of everything that determines the generated files."""
+def config_hash(cfg: SyntheticConfig, split: str, rules: SceneRules, layout: str = "revos") -> str:
+    """Hash of everything that determines the generated files (the default layout adds no key)."""
     payload = {"config": dataclasses.asdict(cfg), "split": split, "rules": dataclasses.asdict(rules),
                "version": GENERATOR_VERSION}
+    if layout != "revos":
+        payload["layout"] = layout
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -128,38 +135,10 @@ def video_rng(cfg: SyntheticConfig, split: str, index: int) -> np.random.Generat
     return np.random.default_rng([cfg.seed, zlib.crc32(split.encode()), index])
 
 
-def _write_split(folder: Path, cfg: SyntheticConfig, split: str, rules: SceneRules) -> None:
-    videos: dict[str, Any] = {}
-    mask_dict: dict[str, list] = {}
-    foreground: dict[str, Any] = {}
-    next_anno = 0
-    frame_names = [f"{t:05d}" for t in range(cfg.num_frames)]
-    pixels = cfg.height * cfg.width
-    for index in range(cfg.num_videos):
-        video = generate_video(cfg, rules, video_rng(cfg, split, index))
-        vid = f"synth_{index:05d}"
-        anno_ids = list(range(next_anno, next_anno + len(video.objects)))
-        next_anno += len(video.objects)
-        for t, name in enumerate(frame_names):
-            data_io.write_jpeg(folder / "JPEGImages" / vid / f"{name}.jpg", video.frames[t], cfg.jpeg_quality)
-        for k, anno in enumerate(anno_ids):
-            mask_dict[str(anno)] = [rle_codec.encode_or_none(video.masks[k, t]) for t in range(cfg.num_frames)]
-        union = video.masks.any(axis=0)  # T x H x W
-        foreground[vid] = {"masks_rle": [rle_codec.encode(m) for m in union],
-                           "foreground_ratio": [float(m.sum()) / pixels for m in union]}
-        videos[vid] = {
-            "vid_id": index, "height": cfg.height, "width": cfg.width, "frames": frame_names,
-            "expressions": {
-                str(e): {"exp": exp.text, "obj_id": list(exp.targets),
-                         "anno_id": [anno_ids[k] for k in exp.targets], "type_id": exp.type_id}
-                for e, exp in enumerate(video.expressions)
-            },
-            "objects": [{"obj_id": k, "anno_id": anno_ids[k], "colour": o.colour, "shape": o.shape}
-                        for k, o in enumerate(video.objects)],
-        }
-    data_io.write_json_atomic(folder / "mask_dict.json", mask_dict)
-    data_io.write_json_atomic(folder / "mask_dict_foreground.json", foreground)
-    data_io.write_json_atomic(folder / "meta_expressions.json", {"videos": videos})
+def _write_split(staging: Path, cfg: SyntheticConfig, split: str, rules: SceneRules, layout: str = "revos") -> None:
+    """Draw the split's videos and write them in ``layout`` under ``staging`` (one video in memory at a time)."""
+    videos = ((index, generate_video(cfg, rules, video_rng(cfg, split, index))) for index in range(cfg.num_videos))
+    layouts.write_split(staging, layout, split, cfg, videos)
 
 
 def _marker_hash(folder: Path) -> Optional[str]:
@@ -173,71 +152,132 @@ def _marker_hash(folder: Path) -> Optional[str]:
 
 
 def generate_synthetic_dataset(out_dir: str | Path, cfg: SyntheticConfig, split: str = "train",
-                               rules: Optional[SceneRules] = None) -> Path:
-    """Write (or reuse) ``<out_dir>/<split>/`` and return it (the folder holding meta_expressions.json).
+                               rules: Optional[SceneRules] = None, layout: str = "revos") -> Path:
+    """Write (or reuse) one split in ``layout`` under ``out_dir``; returns ``<out_dir>/<split>``.
 
-    An existing folder whose marker matches the config hash is reused as is; one with
-    another hash is replaced; a folder without a marker (not ours) raises ``FileExistsError``.
-    Safe to call from several processes at once (e.g. evaluator workers): the split appears
-    atomically, and a complete split of the same config is never replaced while others read it.
+    ``revos`` / ``mevis``: the returned folder holds ``meta_expressions.json`` (open it, or
+    ``out_dir``, with the reader of the same name). ``refytvos`` / ``davis``: open ``out_dir``
+    (``meta_expressions/<split>/`` is written beside ``<split>/``). Each folder of the split
+    (:func:`data.synthetic_layouts.parts`) carries a marker with the config hash: a split whose
+    markers all match is reused as is; one with another hash is replaced; a folder without a
+    marker (not ours) raises ``FileExistsError``. Safe to call from several processes at once
+    (e.g. evaluator workers): each folder appears atomically, and a complete split of the same
+    config is never replaced while others read it.
     """
     rules = rules or SceneRules()
     if not isinstance(cfg, SyntheticConfig):  # e.g. a plain dict or an OmegaConf node
         cfg = SyntheticConfig(**dict(cfg))
     check_config(cfg)
     out_dir = Path(out_dir)
+    names = layouts.parts(layout, split)
     final = out_dir / split
-    digest = config_hash(cfg, split, rules)
-    if _marker_hash(final) == digest:
+    digest = config_hash(cfg, split, rules, layout)
+    if all(_marker_hash(out_dir / name) == digest for name in names):
         logger.info("synthetic data set %s is up to date (config hash %s)", final, digest[:12])
         return final
-    if final.exists() and _marker_hash(final) is None:
-        raise FileExistsError(f"{final} exists and is not a synthetic data set ({MARKER_NAME} missing); "
-                              "refusing to overwrite it")
+    for name in names:
+        if (out_dir / name).exists() and _marker_hash(out_dir / name) is None:
+            raise FileExistsError(f"{out_dir / name} exists and is not a synthetic data set ({MARKER_NAME} "
+                                  "missing); refusing to overwrite it")
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{split}.tmp-", dir=out_dir))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the data set is meant to be shared
     try:
-        _write_split(tmp, cfg, split, rules)
+        _write_split(tmp, cfg, split, rules, layout)
         marker = {"config_hash": digest, "split": split, "version": GENERATOR_VERSION,
                   "config": dataclasses.asdict(cfg)}
-        (tmp / MARKER_NAME).write_text(json.dumps(marker, indent=1))
-        if _marker_hash(final) == digest:  # another process wrote the same data set meanwhile: use it
-            logger.info("synthetic data set %s was written concurrently; reusing it", final)
-            return final
-        if final.exists():  # stale data set of ours: move it aside, then swap
-            trash = Path(tempfile.mkdtemp(prefix=f".{split}.old-", dir=out_dir))
-            os.rename(final, trash / split)
-            shutil.rmtree(trash, ignore_errors=True)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if _marker_hash(final) != digest:  # lost a race to a different config
-                raise
-        logger.info("wrote synthetic data set %s (%d videos)", final, cfg.num_videos)
+        if layout != "revos":
+            marker["layout"] = layout
+        for name in names:
+            os.chmod(tmp / name, 0o755)
+            (tmp / name / MARKER_NAME).write_text(json.dumps(marker, indent=1))
+        for name in names:  # the split's data first, its expression file last
+            _install(tmp / name, out_dir / name, digest, out_dir)
+        logger.info("wrote synthetic data set %s (%s layout, %d videos)", final, layout, cfg.num_videos)
         return final
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _parse_cli(argv: Sequence[str]) -> tuple[Path, SyntheticConfig, str]:
+def _install(staged: Path, final: Path, digest: str, out_dir: Path) -> None:
+    """Move one written folder into place, unless a complete one of the same config got there first."""
+    if _marker_hash(final) == digest:  # another process wrote the same data set meanwhile: use it
+        logger.info("synthetic data set %s was written concurrently; reusing it", final)
+        return
+    if final.exists():  # stale data set of ours: move it aside, then swap
+        trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=out_dir))
+        os.rename(final, trash / final.name)
+        shutil.rmtree(trash, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(staged, final)
+    except OSError:
+        if _marker_hash(final) != digest:  # lost a race to a different config
+            raise
+
+
+CLI_USAGE = "python -m data.synthetic OUT_DIR [layout=revos] [split=NAME[,NAME...]] [key=value ...]"
+CLI_HELP = """usage: {usage}
+
+Write procedural synthetic videos under OUT_DIR in the released layout of a benchmark, so
+that the real reader of that format reads them (nothing is downloaded; a split whose
+config is unchanged is reused, not rewritten).
+
+  layout=revos     OUT_DIR/<split>/: ReVOS files (meta_expressions.json with type_id, mask_dict.json,
+                   mask_dict_foreground.json, JPEGImages/); read with data.format=revos (or synthetic)
+  layout=mevis     OUT_DIR/<split>/: MeViS files (meta_expressions.json, mask_dict.json, JPEGImages/)
+  layout=refytvos  OUT_DIR/meta_expressions/<split>/meta_expressions.json + OUT_DIR/<split>/
+                   (JPEGImages/, Annotations/ palette PNGs, meta.json): Ref-YouTube-VOS
+  layout=davis     the same files as refytvos: Ref-DAVIS17 as data.convert davis17 writes it
+
+  split=           the splits to write, comma-separated; default: train and the layout's
+                   evaluation split ({eval_splits})
+
+Keys (SyntheticConfig, the data.synthetic section of configs/default.yaml), with defaults:
+{keys}
+
+Read it with the reader of the same name, as real data, e.g.
+  python -m data.synthetic runs/data/mevis layout=mevis num_videos=16
+  python -m data.build data.format=mevis data.root=runs/data/mevis data.task=ktg out=ktg.jsonl
+  (training: data.format=mevis data.root=runs/data/mevis; evaluation: eval.dataset_split=valid_u)
+The folder(s) written are printed, one per split. docs/datasets.md ("Synthetic data") has the trees.
+"""
+
+
+def cli_help() -> str:
+    """The ``--help`` text (keys and defaults from :class:`SyntheticConfig`)."""
+    defaults = dataclasses.asdict(SyntheticConfig())
+    keys = "\n".join(f"  {key}={value}" for key, value in defaults.items())
+    eval_splits = ", ".join(f"{k}: {v}" for k, v in layouts.EVAL_SPLITS.items())
+    return CLI_HELP.format(usage=CLI_USAGE, keys=keys, eval_splits=eval_splits)
+
+
+def _parse_cli(argv: Sequence[str]) -> tuple[Path, SyntheticConfig, list[str], str]:
+    """``(out_dir, config, splits, layout)`` from ``OUT_DIR key=value ...``; bad input exits (status 2)."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    usage = "usage: python -m data.synthetic OUT_DIR [split=train] [key=value ...]  (keys of SyntheticConfig)"
-    if not argv or "=" in argv[0] or argv[0] in ("-h", "--help"):
-        raise SystemExit(usage)
-    split = "train"
+    usage = f"usage: {CLI_USAGE}  (python -m data.synthetic --help lists the keys)"
+    if not argv or "=" in argv[0] or argv[0].startswith("-"):
+        _cli_exit(f"OUT_DIR must come first\n{usage}")
+    splits: Optional[list[str]] = None
+    layout = "revos"
     dotlist = []
     for item in argv[1:]:
         if "=" not in item:
-            raise SystemExit(f"bad argument {item!r}\n{usage}")
+            _cli_exit(f"bad argument {item!r}\n{usage}")
         key, value = item.split("=", 1)
         if key == "split":
-            split = value
+            splits = [name.strip() for name in value.split(",") if name.strip()]
+            if not splits:
+                _cli_exit(f"split= names no split\n{usage}")
+        elif key == "layout":
+            layout = value
         else:
             dotlist.append(f"{key}={value}")
+    if layout not in layouts.LAYOUTS:
+        _cli_exit(f"unknown layout {layout!r}; expected one of {' | '.join(layouts.LAYOUTS)}")
     defaults = dataclasses.asdict(SyntheticConfig())
     try:
         base = OmegaConf.create(defaults)
@@ -246,8 +286,14 @@ def _parse_cli(argv: Sequence[str]) -> tuple[Path, SyntheticConfig, str]:
         cfg = SyntheticConfig(**{key: _typed(key, defaults[key], value) for key, value in merged.items()})
         check_config(cfg)
     except (OmegaConfBaseException, ValueError) as exc:
-        raise SystemExit(f"bad synthetic config override: {str(exc).splitlines()[0]}") from None
-    return Path(argv[0]), cfg, split
+        _cli_exit(f"bad synthetic config override: {str(exc).splitlines()[0]}")
+    splits = splits or list(dict.fromkeys(["train", layouts.EVAL_SPLITS[layout]]))
+    return Path(argv[0]), cfg, splits, layout
+
+
+def _cli_exit(message: str) -> None:
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _typed(key: str, default: Any, value: Any) -> Any:
@@ -260,9 +306,15 @@ def _typed(key: str, default: Any, value: Any) -> Any:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Exit status: 0 written (one folder printed per split), 2 bad arguments."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(argv):
+        return print_help(cli_help())
+    out_dir, cfg, splits, layout = _parse_cli(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out_dir, cfg, split = _parse_cli(list(sys.argv[1:] if argv is None else argv))
-    print(generate_synthetic_dataset(out_dir, cfg, split))
+    for split in splits:
+        print(generate_synthetic_dataset(out_dir, cfg, split, layout=layout), flush=True)
+    logger.info("read with: data.format=%s data.root=%s data.split=%s", layout, out_dir, splits[0])
     return 0
 
 

@@ -30,46 +30,73 @@ def launch_config(overrides: Sequence[str], default_recipe: Optional[str] = "qui
     return load_config(overrides)
 
 
-def missing_files(cfg: Config) -> list[str]:
-    """``key = path`` of every configured input file the run will read that does not exist.
+#: The flags of the ``key=value`` launchers that plan instead of running.
+DRY_RUN, ALLOW_MISSING = "--dry-run", "--allow-missing"
 
-    Checked on the machine that runs (not by ``launch.submit``: a submitted config names files
-    of the cluster): ``model.path``, ``data.samples_path``, the SAM2 checkpoint of the reward's
-    segmenter (when the reward uses masks), and, when the run evaluates (``eval.freq > 0``),
-    the evaluated checkpoint, the sampler model and the SAM2 / XMem weights the pipeline loads.
-    """
-    from pathlib import Path
 
-    from rewards.registry import mask_rewards
+def check_flags(flags: Sequence[str], allowed: Sequence[str], prog: str) -> Optional[str]:
+    """The usage error for ``flags`` (unknown ones; ``--allow-missing`` without ``--dry-run``), or None."""
+    unknown = [f for f in flags if f not in allowed]
+    if unknown:
+        return (f"unknown argument(s): {unknown}; use key=value overrides or {', '.join(allowed)} "
+                f"(python -m {prog} --help)")
+    if ALLOW_MISSING in flags and DRY_RUN in allowed and DRY_RUN not in flags:
+        return f"{ALLOW_MISSING} only applies to {DRY_RUN} (a run needs its input files)"
+    return None
 
-    checks = [("model.path", cfg.model.path), ("data.samples_path", cfg.data.samples_path)]
-    if cfg.reward.segmenter.backend == "sam2" and cfg.reward.name in mask_rewards():
-        checks.append(("reward.segmenter.checkpoint", cfg.reward.segmenter.checkpoint))
-    ev = cfg.eval
-    if ev.freq > 0:
-        checks += [("eval.checkpoint", ev.checkpoint), ("eval.sampler_model", ev.sampler_model)]
-        if "sam2" in (ev.segmenter.backend, ev.propagator):
-            checks.append(("eval.segmenter.checkpoint", ev.segmenter.checkpoint))
-        if ev.propagator == "xmem":
-            checks.append(("eval.xmem_checkpoint", ev.xmem_checkpoint))
-    return [f"{key} = {path!r}" for key, path in checks if path and "://" not in path and not Path(path).exists()]
+
+def missing_inputs(cfg: Config, **checks: Optional[bool]) -> Optional[str]:
+    """Pre-flight check of a run about to start (:func:`rl.preflight.preflight` with ``checks``):
+    ``config error: ...`` naming every missing input's key and path, or None when nothing is missing."""
+    from rl.preflight import preflight
+
+    report = preflight(cfg, **checks)
+    return f"config error: {report.error_text()}" if report.problems else None
+
+
+def exit_on_missing_inputs(cfg: Config, **checks: Optional[bool]) -> None:
+    """:func:`missing_inputs`, printed, then exit with status 2 (nothing when every input is there)."""
+    message = missing_inputs(cfg, **checks)
+    if message:
+        print(message, file=sys.stderr)
+        raise SystemExit(2)
+
+
+def dry_run_inputs(cfg: Config, allow_missing: bool, **checks: Optional[bool]) -> int:
+    """The pre-flight section of a ``--dry-run``: every checked input on stdout; problems on stderr as
+    errors (returns 2) or, with ``--allow-missing``, as warnings (returns 0)."""
+    from rl.preflight import preflight
+
+    report = preflight(cfg, **checks)
+    print(report.format())
+    problems = report.problems
+    if not problems:
+        return 0
+    keys = ", ".join(dict.fromkeys(p.key for p in problems))
+    if allow_missing:
+        print(f"warning: {len(problems)} missing input(s), listed above as MISSING ({keys}); allowed by "
+              f"{ALLOW_MISSING}, but a run would stop here", file=sys.stderr)
+        return 0
+    print(f"config error: {len(problems)} missing input(s), listed above as MISSING ({keys}); a run would stop "
+          f"here ({ALLOW_MISSING} reports them as warnings, for planning on a machine without them)", file=sys.stderr)
+    return 2
 
 
 def config_from_argv(argv: Sequence[str], default_recipe: Optional[str] = "quickstart",
-                     check_files: bool = True) -> tuple[Config, list[str]]:
+                     check_files: bool = True, **checks: Optional[bool]) -> tuple[Config, list[str]]:
     """``key=value`` overrides (and ``recipe=``/``cluster=``) -> validated Config with absolute paths;
     returns leftover flags.
 
-    A config error (a bad value, or with ``check_files`` a configured input file that does not
-    exist, :func:`missing_files`; never for ``--dry-run``) prints one clear line and exits with status 2.
+    A config error (a bad value, or with ``check_files`` an input the run reads that is missing or
+    incomplete, :func:`rl.preflight.preflight` with ``checks``; not here for ``--dry-run``, which
+    reports them after the plan) prints ``config error: ...`` and exits with status 2.
     """
     overrides, flags = parse_cli(argv)
     try:
         cfg = absolutize(launch_config(overrides, default_recipe))
-        missing = missing_files(cfg) if check_files and "--dry-run" not in flags else []
-        if missing:
-            raise ConfigError(f"file(s) not found: {'; '.join(missing)}")
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if check_files and DRY_RUN not in flags:
+        exit_on_missing_inputs(cfg, **checks)
     return cfg, flags

@@ -24,6 +24,12 @@ shorthands ``checkpoint`` (``eval.checkpoint``), ``dataset.root`` / ``dataset.fo
 synthetic), ``out`` (``eval.out_dir``) and ``max_videos`` (``eval.max_videos``). Without
 a checkpoint no policy is loaded: GT cues, and ``eval.sampler=auto`` picks the oracle
 keyframe. A synthetic data set is generated when absent (split ``valid`` by default).
+Before loading anything, ``run`` checks the files it will read (:mod:`rl.preflight`: the
+checkpoint and ``eval.sampler_model`` are HF folders with config.json and weights, the data
+set has the files its reader opens, the SAM2 / XMem checkpoints exist): missing ones are one
+``config error`` listing every key and path, exit status 2.
+
+``python -m launch.evaluate run --help`` lists the ``run`` arguments and config groups.
 """
 
 from __future__ import annotations
@@ -48,7 +54,9 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m launch.evaluate", description=__doc__.split("\n\n")[0])
+    from data.cli_help import doc_parser
+
+    parser = doc_parser("python -m launch.evaluate", __doc__)
     sub = parser.add_subparsers(dest="command", metavar="{score,run}")
     sub.required = True
 
@@ -125,7 +133,7 @@ def _absolute(path: str) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from launch.common import config_from_argv
+    from launch.common import config_from_argv, missing_inputs
     from rl.config import ConfigError
     from rl.eval.pipeline import EvalPipeline, check_eval_config, resolve_dataset
 
@@ -134,7 +142,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if bad:
         print(f"evaluate run: arguments must be key=value, got {bad}", file=sys.stderr)
         return EXIT_USAGE
-    cfg, _ = config_from_argv(run_overrides(argv), check_files=False)  # the pipeline checks what it loads
+    cfg, _ = config_from_argv(run_overrides(argv), check_files=False)
+    missing = missing_inputs(cfg, training=False, evaluation=True, extra_sets=False)  # checkpoints, data, weights
+    if missing:
+        print(missing, file=sys.stderr)
+        return EXIT_USAGE
     ev = cfg.eval
     ev.checkpoint, ev.dataset_root, ev.sampler_model, ev.xmem_checkpoint = map(
         _absolute, (ev.checkpoint, ev.dataset_root, ev.sampler_model, ev.xmem_checkpoint))
@@ -161,7 +173,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_USAGE = ("run [checkpoint=PATH] dataset.root=ROOT dataset.format=mevis|revos|refytvos|davis|synthetic "
+             "[dataset.split=NAME] [out=OUT] [max_videos=N] [recipe=NAME] [profile=NAME] [eval.*=...]")
+RUN_NOTES = ("run shorthands: " + ", ".join(f"{k} = {v}" for k, v in RUN_ALIASES.items()) + ". Any other key=value "
+             "is a config override (eval.sampler=..., eval.propagator=..., eval.segmenter.checkpoint=...). "
+             "Score an existing prediction folder instead: python -m launch.evaluate score --help.")
+
+
+def run_help() -> str:
+    """``--help`` of the ``run`` sub-command (``key=value`` arguments, so not argparse's)."""
+    from data.cli_help import keyvalue_help
+
+    doc = __doc__.split("``run`` evaluates", 1)[1].split("\n\n")[0]
+    return keyvalue_help("python -m launch.evaluate", "``run`` evaluates" + doc, RUN_USAGE, notes=RUN_NOTES)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from data.cli_help import print_help, wants_help
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"] and wants_help(argv[1:]):
+        return print_help(run_help())
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     return args.handler(args)

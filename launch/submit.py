@@ -16,6 +16,13 @@ another launcher, e.g. ``launch.sweep``) and follows its logs until it ends
 (``--no-wait`` returns the job id at once). The exit status is 0 when the job
 succeeded.
 
+The job's config is resolved and validated here first (an unknown key or a bad value is
+exit status 2 and nothing is submitted), but the files it names (``model.path``,
+``data.root``, checkpoints) are NOT checked here: they are paths on the cluster. The job
+checks them when it starts there (the launchers' pre-flight checks) and fails with exit
+status 2 naming each missing one; ``python -m launch.train ... --dry-run`` on a cluster
+node checks them beforehand.
+
 Secrets never go into the job's runtime env, because Ray writes runtime envs to
 its logs in plain text: variables whose names look secret (``*API_KEY*``,
 ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ``*CREDENTIAL*``; e.g.
@@ -234,8 +241,12 @@ def wait(jobs: Any, job_id: str, timeout_s: float = 600.0, poll_s: float = 1.0) 
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m launch.submit", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from data.cli_help import KEYS_DOC, config_groups, doc_parser, format_groups
+
+    epilog = "\n\n".join([format_groups(config_groups(("recipe", "cluster", "profile", "sweep"))), KEYS_DOC])
+    p = doc_parser("python -m launch.submit", __doc__, epilog=epilog,
+                   usage="python -m launch.submit [options] [recipe=NAME] [cluster=NAME] [key=value ...]\n"
+                         "       python -m launch.submit {status,stop,logs,list} [JOB_ID] [options]")
     p.add_argument("--address", default=None,
                    help=f"Ray dashboard address (default: $RAY_ADDRESS if http(s), else {DEFAULT_ADDRESS})")
     p.add_argument("--token-file", default=None, help="file holding the cluster's auth token")

@@ -14,8 +14,11 @@ at once, optionally stopped early by ASHA. Writes under ``runs/sweeps/<name>/``
 
 Items: ``sweep.<field>=v`` changes a sweep field (``sweep.max_concurrent_trials=2``),
 ``recipe=``/``cluster=`` the trials' files, any other ``key=value`` is a fixed
-override of every trial. ``--dry-run`` prints the trials and their resources and
-starts nothing. Every trial is a W&B run in group ``<name>``, named after its values.
+override of every trial. ``--dry-run`` prints the trials and their resources, checks the
+input files of the trials' config (:mod:`rl.preflight`: ``model.path``, ``data.root``,
+checkpoints; a missing one is exit status 2, a warning with ``--allow-missing``) and starts
+nothing. A sweep run checks the same files before it writes anything or starts Ray. Every
+trial is a W&B run in group ``<name>``, named after its values.
 """
 
 from __future__ import annotations
@@ -28,11 +31,16 @@ from typing import Sequence
 
 from omegaconf import OmegaConf
 
-from launch.common import config_from_argv, init_ray, prepare_data, setup_logging, shutdown_ray
+from data.cli_help import ALLOW_MISSING_FLAG, keyvalue_help, print_help, wants_help
+from launch.common import (ALLOW_MISSING, DRY_RUN, absolutize, check_flags, config_from_argv, dry_run_inputs,
+                           init_ray, launch_config, prepare_data, setup_logging, shutdown_ray)
 from rl.config import ConfigError
 from rl.sweep.spec import SweepSpec, format_override, load_sweep
 
 log = logging.getLogger("launch.sweep")
+
+USAGE = "sweep=configs/sweeps/NAME.yaml|NAME [sweep.<field>=v ...] [key=value ...] [--dry-run [--allow-missing]]"
+DRY_RUN_FLAG = (DRY_RUN, "print the trials, the resources each one holds and the input-file checks; start nothing")
 
 
 def _parse(argv: Sequence[str]) -> tuple[str, list[str], list[str]]:
@@ -103,26 +111,33 @@ def prepare_shared(spec: SweepSpec, sweep_dir: Path) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit status: 0 at least one trial finished (or a dry run found no problem), 1 every trial
+    failed, 2 bad arguments / sweep file / config / missing inputs."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(argv):
+        return print_help(keyvalue_help("python -m launch.sweep", __doc__, USAGE, [DRY_RUN_FLAG, ALLOW_MISSING_FLAG],
+                                        groups=("sweep", "recipe", "cluster", "profile")))
     setup_logging()
-    path, items, flags = _parse(list(sys.argv[1:] if argv is None else argv))
-    unknown = [f for f in flags if f != "--dry-run"]
-    if not path or unknown:
-        print("usage: python -m launch.sweep sweep=configs/sweeps/NAME.yaml [key=value ...] [--dry-run]"
-              + (f"; unknown argument(s): {unknown}" if unknown else ""), file=sys.stderr)
+    path, items, flags = _parse(argv)
+    problem = check_flags(flags, (DRY_RUN, ALLOW_MISSING), "launch.sweep")
+    if not path or problem:
+        print(f"usage: python -m launch.sweep {USAGE}" + (f"\n{problem}" if problem else ""), file=sys.stderr)
         return 2
     try:
         spec = load_sweep(path, items)
     except ConfigError as exc:
         print(f"sweep error: {exc}", file=sys.stderr)
         return 2
-    if "--dry-run" in flags:
+    if DRY_RUN in flags:
         try:
             print(describe(spec))
+            base = absolutize(launch_config(spec.base_overrides(), default_recipe=None))
         except ConfigError as exc:
             print(f"sweep error: {exc}", file=sys.stderr)
             return 2
+        status = dry_run_inputs(base, ALLOW_MISSING in flags)
         print("dry run: nothing was started")
-        return 0
+        return status
     return run(spec)
 
 
@@ -133,8 +148,8 @@ def run(spec: SweepSpec) -> int:
     from rl.sweep.trial import TrialContext
 
     sweep_dir = spec.sweep_dir.resolve()
+    base_cfg, _ = config_from_argv(spec.base_overrides(), default_recipe=None)  # exit 2 on a missing input
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    base_cfg, _ = config_from_argv(spec.base_overrides(), default_recipe=None)
     (sweep_dir / "sweep.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dataclasses.asdict(spec))))
     print(describe(spec))
     if spec.num_cpus:

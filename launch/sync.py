@@ -19,7 +19,6 @@ the others are still listed, and only those are uploaded), or a failed
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +32,9 @@ __all__ = ["OfflineRun", "OfflineRunError", "find_offline_runs", "read_offline_r
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m launch.sync", description=__doc__.split("\n\n")[0])
+    from data.cli_help import doc_parser
+
+    parser = doc_parser("python -m launch.sync", __doc__)
     parser.add_argument("root", help="run or sweep directory (searched for wandb/offline-run-*)")
     parser.add_argument("--upload", action="store_true", help="run `wandb sync` on every offline run, oldest first")
     args = parser.parse_args(argv)

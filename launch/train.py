@@ -1,4 +1,4 @@
-"""GRPO training: ``python -m launch.train recipe=NAME [cluster=NAME] key=value ... [--dry-run]``.
+"""GRPO training: ``python -m launch.train recipe=NAME [cluster=NAME] key=value ... [--dry-run [--allow-missing]]``.
 
 With no argument it runs the ``quickstart`` recipe from the current folder: synthetic
 data, tiny Qwen2.5-VL, CoT-SFT cold start (made or found), then GRPO on local Ray;
@@ -11,6 +11,14 @@ A run directory belongs to one run: a config that is not a resume of the run in
 ``trainer.overwrite=true`` moves the old contents to a backup folder and starts anew
 (docs/runs.md). Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves a checkpoint
 and exits with 130 / 143.
+
+Before anything starts, every input the run reads is checked on this machine (``model.path``
+an HF folder with config.json and weights, ``data.root`` in the layout of ``data.format``,
+``data.samples_path``, SAM2 / XMem checkpoints, the evaluation's checkpoints and data set;
+:mod:`rl.preflight`): missing ones are one ``config error`` listing every key and path, exit
+status 2. ``--dry-run`` prints the resolved config, the placement plan and these checks, and
+starts nothing; with ``--allow-missing`` missing inputs are warnings (exit 0), for planning a
+cluster run on a laptop.
 """
 
 from __future__ import annotations
@@ -19,35 +27,40 @@ import logging
 import sys
 from typing import Sequence
 
-from launch.common import config_from_argv, setup_logging
-from rl.config import Config, to_yaml
+from data.cli_help import ALLOW_MISSING_FLAG, DRY_RUN_FLAG, keyvalue_help, print_help, wants_help
+from launch.common import ALLOW_MISSING, DRY_RUN, check_flags, config_from_argv, dry_run_inputs, setup_logging
+from rl.config import Config, parse_cli, to_yaml
+
+USAGE = "[recipe=NAME] [cluster=NAME] [profile=NAME] [key=value ...] [--dry-run [--allow-missing]]"
 
 log = logging.getLogger("launch.train")
 
 
-def dry_run(cfg: Config) -> int:
-    """Print the resolved config and the placement plan on the cluster the config describes; start nothing.
+def dry_run(cfg: Config, allow_missing: bool = False) -> int:
+    """Print the resolved config, the placement plan on the cluster the config describes and the
+    pre-flight checks of the input files; start nothing.
 
     The plan is placed on simulated nodes (``cluster.nodes`` x ``devices_per_node`` GPUs,
     ``cpus_per_node`` CPUs, ``node_resources``) the way Ray's strategies would place it;
-    a pool that does not fit is an error naming the pool (exit status 2).
+    a pool that does not fit is an error naming the pool (exit status 2). A missing input
+    file is an error too (exit status 2), or a warning with ``allow_missing`` (exit 0).
     """
     from rl.config import ConfigError
-    from rl.placement import PlacementPlan, roles_for
+    from rl.placement import PlacementPlan, role_notes, roles_for
     from rl.placement_sim import simulate
 
     print(to_yaml(cfg))
     try:
         plan = PlacementPlan(cfg.cluster, roles_for(cfg))  # = rl.driver.build_placement, without importing torch
         print(plan.describe())
-        if "evaluator" not in plan.slots:
-            print("  evaluator: not placed (eval.freq = 0)")
+        print("\n".join(role_notes(cfg)))
         print(simulate(plan).format())
     except ConfigError as exc:
         print(f"placement error: {exc}", file=sys.stderr)
         return 2
+    status = dry_run_inputs(cfg, allow_missing)
     print("dry run: nothing was started")
-    return 0
+    return status
 
 
 def format_validation(metrics: dict[str, float], step: int) -> str:
@@ -63,14 +76,17 @@ def format_validation(metrics: dict[str, float], step: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit status: 0 done, 2 bad arguments / config / run directory, 130 / 143 stopped by SIGINT /
     SIGTERM after checkpointing (re-running the same command resumes)."""
-    setup_logging()
-    cfg, flags = config_from_argv(list(sys.argv[1:] if argv is None else argv))
-    if "--dry-run" in flags:
-        return dry_run(cfg)
-    unknown = [f for f in flags if f != "--dry-run"]
-    if unknown:
-        print(f"unknown argument(s): {unknown}; use key=value overrides or --dry-run", file=sys.stderr)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(argv):
+        return print_help(keyvalue_help("python -m launch.train", __doc__, USAGE, [DRY_RUN_FLAG, ALLOW_MISSING_FLAG]))
+    problem = check_flags(parse_cli(argv)[1], (DRY_RUN, ALLOW_MISSING), "launch.train")
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
+    setup_logging()
+    cfg, flags = config_from_argv(argv)
+    if DRY_RUN in flags:
+        return dry_run(cfg, allow_missing=ALLOW_MISSING in flags)
     from rl.config import ConfigError
     from rl.run import run_training
     from rl.run_dir import RunDirError

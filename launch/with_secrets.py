@@ -30,6 +30,8 @@ from typing import Mapping, MutableMapping, Optional, Sequence
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+USAGE = "usage: python -m launch.with_secrets FILE MODULE [ARGS...]   (e.g. secrets.env launch.train recipe=NAME)"
+
 __all__ = ["SecretsFileError", "read_secrets_file", "apply_secrets", "main"]
 
 
@@ -76,10 +78,12 @@ def apply_secrets(secrets: Mapping[str, str], env: Optional[MutableMapping[str, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) < 2 or argv[0] in ("-h", "--help"):
-        print(__doc__.split("\n\n")[0] + "\n\nusage: python -m launch.with_secrets FILE MODULE [ARGS...]",
-              file=sys.stderr)
-        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    if any(a in ("-h", "--help") for a in argv[:2]):   # FILE MODULE --help asks MODULE for its help
+        print(f"{USAGE}\n\n{__doc__.strip()}")           # standard library only: runs in a bare job working_dir
+        return 0
+    if len(argv) < 2:
+        print(f"{USAGE}\n(python -m launch.with_secrets --help explains it)", file=sys.stderr)
+        return 2
     path, module, args = argv[0], argv[1], argv[2:]
     try:
         names = apply_secrets(read_secrets_file(path))

@@ -114,7 +114,9 @@ def run(reward: str, path: Path, overrides: dict[str, Any], use_models: bool, qu
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rewards.score", description=__doc__.split("\n\n")[0])
+    from data.cli_help import doc_parser
+
+    parser = doc_parser("python -m rewards.score", __doc__)
     parser.add_argument("--reward", required=True, choices=REWARD_NAMES)
     parser.add_argument("--input", required=True, type=Path, help="JSONL of {response, ground_truth, params?}")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="reward parameter override")

@@ -83,6 +83,13 @@ class RolloutBatch:
             rows.append(row)
         return rows
 
+    def sample_views(self, k: int) -> list[Any]:
+        """The image column of :meth:`sample_rows` (same ``k`` samples): each row's keyframe with the
+        response's boxes / points and the GT boxes (:class:`rl.sample_views.SampleView`, or None)."""
+        from rl.sample_views import sample_view
+
+        return [sample_view(self.records[self.group_index[i]], self.response_texts[i]) for i in range(min(k, len(self)))]
+
     def group_rows(self, group: int) -> list[int]:
         """Sample indices of prompt ``group`` (its n responses), in sample order."""
         return [i for i, g in enumerate(self.group_index) if g == group]

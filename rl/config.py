@@ -4,8 +4,18 @@ Resolution order (later wins)::
 
     dataclass defaults  (== configs/default.yaml, checked by a test)
     configs/recipes/<recipe>.yaml          (``recipe=NAME``; after the recipe it ``extends:``)
+    configs/profiles/<profile>.yaml        (``profile=NAME``, e.g. ``profile=cpu``)
     configs/cluster/<cluster>.yaml         (``cluster=NAME``, into ``cluster.*``)
     command-line ``key=value`` overrides   (verl / hydra style dotted keys)
+
+A profile adapts any recipe to a kind of machine without editing it: ``profile=cpu`` turns a
+GPU recipe into a laptop rehearsal of the same pipeline (same task, reward, sampler and
+propagator; a tiny model, small sizes, random SAM2 / XMem weights). It is merged after the
+recipe, so it wins over the recipe's keys, and before the cluster file and the command line,
+which win over it. A recipe or profile names its default cluster file with a top-level
+``cluster: NAME`` (the profile's beats the recipe's; ``cluster=NAME`` on the command line beats
+both). Values may interpolate other keys, e.g. ``run_dir: runs/${recipe}_cpu`` (``recipe`` and
+``profile`` hold the names given on the command line).
 
 Each section's schema lives next to the code that reads it (``data.config``,
 ``rewards.config``, ``rl.models.config``, ``rl.rollout.config``, ``rl.workers.config``,
@@ -51,6 +61,8 @@ class Config:
 
     # Name of the recipe the config was built from (set by `recipe=NAME`).
     recipe: str = ""
+    # Name of the profile merged over the recipe (set by `profile=NAME`, configs/profiles/NAME.yaml).
+    profile: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -82,6 +94,7 @@ class Config:
                 f"= {self.cluster.actor.num_workers}: actor.ppo_mini_batch_size x rollout.n = {sequences} is not "
                 "divisible by it (every actor rank needs the same number of sequences)")
         yield from _filter_groups_metric(self)
+        yield from _reward_fits_task(self)
         yield from _placement_plan(self)
 
 
@@ -102,6 +115,21 @@ def _filter_groups_metric(cfg: Config) -> Iterator[tuple[str, str]]:
     if fg.metric not in names:
         yield "algorithm.filter_groups.metric", (f"= {fg.metric!r}; reward {cfg.reward.name!r} has components "
                                                  f"{names} (or use \"score\", the total)")
+
+
+def _reward_fits_task(cfg: Config) -> Iterator[tuple[str, str]]:
+    """A built-in reward scores only the sample tasks it declares (``data.task``)."""
+    if cfg.reward.function:
+        return
+    from rewards.registry import get_reward, task_rewards
+
+    try:
+        reward = get_reward(cfg.reward.name)
+    except KeyError:  # reported under reward.name
+        return
+    if reward.tasks and cfg.data.task not in reward.tasks:
+        yield "reward.name", (f"= {cfg.reward.name!r} does not fit data.task={cfg.data.task!r} (it scores "
+                              f"{list(reward.tasks)}); rewards for {cfg.data.task!r}: {list(task_rewards(cfg.data.task))}")
 
 
 def _placement_plan(cfg: Config) -> Iterator[tuple[str, str]]:
@@ -195,6 +223,11 @@ def _strict(node: DictConfig) -> DictConfig:
     return node
 
 
+def _pop_cluster_name(node: DictConfig) -> str | None:
+    """Remove and return a recipe's / profile's top-level ``cluster: NAME`` (a cluster file name)."""
+    return node.pop("cluster") if isinstance(node.get("cluster"), str) else None
+
+
 def _dotlist(items: Sequence[str]) -> DictConfig:
     from yaml import YAMLError
 
@@ -214,13 +247,14 @@ def _to_config(node: DictConfig) -> Config:
 
 
 def load_config(overrides: Sequence[str] = (), recipe: str | None = None) -> Config:
-    """Resolve and validate a :class:`Config` from defaults, a recipe, a cluster file and ``key=value`` overrides.
+    """Resolve and validate a :class:`Config` from defaults, a recipe, a profile, a cluster file and
+    ``key=value`` overrides (in this order, later wins; see the module docstring).
 
-    ``overrides`` may contain ``recipe=NAME`` and ``cluster=NAME`` (names of files in
-    ``configs/recipes`` / ``configs/cluster``, or YAML paths); every other item is a
-    dotted ``key=value`` override. Raises :class:`ConfigError` naming every bad key.
+    ``overrides`` may contain ``recipe=NAME``, ``profile=NAME`` and ``cluster=NAME`` (names of files
+    in ``configs/recipes`` / ``configs/profiles`` / ``configs/cluster``, or YAML paths); every other
+    item is a dotted ``key=value`` override. Raises :class:`ConfigError` naming every bad key.
     """
-    cluster = None
+    cluster = profile = None
     dotlist: list[str] = []
     for item in overrides:
         if "=" not in item:
@@ -229,21 +263,28 @@ def load_config(overrides: Sequence[str] = (), recipe: str | None = None) -> Con
         key = key.lstrip("+")
         if key == "recipe":
             recipe = value
+        elif key == "profile":
+            profile = value
         elif key == "cluster":
             cluster = value
         else:
             dotlist.append(f"{key}={value}")
 
     cfg = _strict(OmegaConf.structured(omega_class(Config)))
+    default_cluster = None
     if recipe:
-        recipe_cluster = None
         for path, recipe_cfg in _recipe_chain(recipe):
             # A recipe names its default cluster file: `cluster: 1x8gpu` (the most derived one wins).
-            if isinstance(recipe_cfg.get("cluster"), str):
-                recipe_cluster = recipe_cfg.pop("cluster")
+            default_cluster = _pop_cluster_name(recipe_cfg) or default_cluster
             cfg = _merge(cfg, recipe_cfg, str(path))
-        cluster = cluster or recipe_cluster
         cfg.recipe = Path(recipe).stem
+    if profile:
+        path = named_yaml("profiles", profile)
+        profile_cfg = _read_yaml(path)
+        default_cluster = _pop_cluster_name(profile_cfg) or default_cluster
+        cfg = _merge(cfg, profile_cfg, str(path))
+        cfg.profile = Path(profile).stem
+    cluster = cluster or default_cluster
     if cluster:
         path = named_yaml("cluster", cluster)
         cfg = _merge(cfg, OmegaConf.create({"cluster": _read_yaml(path)}), str(path))

@@ -102,5 +102,15 @@ def default_yaml() -> str:
     return "\n".join(header + render(schema.Config())) + "\n"
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rl.config_doc [> configs/default.yaml]``: print every key with its default and comment."""
+    from data.cli_help import doc_parser
+
+    doc_parser("python -m rl.config_doc", __doc__,
+               usage="python -m rl.config_doc [> configs/default.yaml]").parse_args(argv)
     sys.stdout.write(default_yaml())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

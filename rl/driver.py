@@ -153,6 +153,7 @@ class GRPOTrainer:
             run_id=(state.wandb_run_id or None) if state else None,
             resume_step=self.global_step if state else None,
             default_name=self.cfg.trainer.experiment_name,
+            default_group=self.cfg.trainer.experiment_name, job_type="grpo",
         )
         if state:
             # The rollout engine starts from the initial weights: sync the resumed actor into it.
@@ -398,7 +399,8 @@ class GRPOTrainer:
         metrics = step_metrics(self.global_step, self.loader.state.epoch, data, self.timer.metrics(), step_s,
                                batch.busy, perf)
         if self._due(cfg.trainer.log_samples_freq):
-            self.tracker.log_samples(samples.sample_rows(cfg.trainer.log_samples_count), self.global_step)
+            count = cfg.trainer.log_samples_count
+            self.tracker.log_samples(samples.sample_rows(count), self.global_step, views=samples.sample_views(count))
         return metrics
 
     # ------------------------------------------------------------ generation
@@ -492,13 +494,15 @@ class GRPOTrainer:
         grounding = [is_grounding_record(rollout.records[g]) for g in rollout.group_index]
         out.update(validation_metrics(rollout.response_texts, rollout.group_index, grounding))
         out["val/response_length/mean"] = float(np.mean([len(ids) for ids in rollout.response_ids]))
-        self.tracker.log_samples(rollout.sample_rows(self.cfg.trainer.log_samples_count), self.global_step,
+        count = self.cfg.trainer.log_samples_count
+        self.tracker.log_samples(rollout.sample_rows(count), self.global_step, views=rollout.sample_views(count),
                                  table="val_samples")
         return out
 
     def evaluate_videos(self) -> dict[str, float]:
         """The whole video pipeline (sampler -> grounding -> segmenter -> propagation -> J&F) on the
-        evaluator actor with the current policy: ``val/J``, ``val/F``, ``val/J&F``, ... plus overlays.
+        evaluator actor with the current policy: ``val/J``, ``val/F``, ``val/J&F``, ... plus overlays; then
+        each extra set of ``eval.datasets``: ``val/<name>/J&F``, ...
 
         A failing evaluation never stops training: it is logged with its traceback and counted
         (``val/eval_failures``, cumulative over the run), and the step goes on to its checkpoint."""
@@ -517,14 +521,20 @@ class GRPOTrainer:
         try:
             checkpoint_dir = self.groups.actor.export_hf(str(export))
             result = self.evaluator.evaluate(checkpoint_dir=checkpoint_dir, step=self.global_step)
+            # The extra sets of eval.datasets (metrics val/<name>/..., no overlays) on the policy the evaluator holds.
+            extra = [self.evaluator.evaluate(step=self.global_step, dataset=d.name) for d in self.cfg.eval.datasets]
         finally:
             shutil.rmtree(export, ignore_errors=True)
             if export.parent.is_dir() and not any(export.parent.iterdir()):
                 export.parent.rmdir()
-        images = result.get("images") or []
+        overlays = result.get("overlays") or []
+        if overlays and hasattr(self.tracker, "log_overlays"):
+            self.tracker.log_overlays("val/overlays", overlays, self.global_step)
+        images = [] if overlays else (result.get("images") or [])
         if images and hasattr(self.tracker, "log_images"):
             self.tracker.log_images("val/overlays", images, self.global_step)
-        return {**result["metrics"], "val/eval_failures": float(self.eval_failures)}
+        return {**result["metrics"], **{k: v for r in extra for k, v in r["metrics"].items()},
+                "val/eval_failures": float(self.eval_failures)}
 
     # ------------------------------------------------------------ checkpoints
     def _save_after_failure(self, loader_state: dict[str, Any], rng_state: Any,

@@ -108,6 +108,29 @@ def roles_for(cfg: "Config") -> dict[str, int]:
     }
 
 
+def role_notes(cfg: "Config") -> list[str]:
+    """Lines for ``launch.train --dry-run`` under the plan: what the evaluator will do (or why a role
+    with configured workers is not placed), e.g.
+    ``  evaluator: every 100 steps (eval.freq), at step 0 and at the last step; sampler hierarchical, ...``."""
+    roles = roles_for(cfg)
+    lines = []
+    if cfg.cluster.reference.num_workers and not roles["reference"]:
+        lines.append("  reference: not placed (no KL loss: actor.use_kl_loss = false or actor.kl_loss_coef = 0)")
+    ev = cfg.eval
+    if not roles["evaluator"]:
+        lines.append("  evaluator: not placed (eval.freq = 0)")
+        return lines
+    fmt = ev.dataset_format or cfg.data.format
+    split = ev.dataset_split or ("valid" if fmt == "synthetic" else "the reader's default")
+    start = " at step 0," if cfg.trainer.val_before_train else ""
+    policy = f"; sampler model {ev.sampler_model}" if ev.sampler_model else ""
+    lines.append(f"  evaluator: every {ev.freq} steps (eval.freq),{start} and at the last step; sampler {ev.sampler}, "
+                 f"segmenter {ev.segmenter.backend} on {ev.segmenter.device}, propagator {ev.propagator}{policy}")
+    videos = "all videos" if ev.max_videos < 0 else f"at most {ev.max_videos} videos"
+    lines.append(f"             data {ev.dataset_root or cfg.data.root} ({fmt}, split {split}), {videos}")
+    return lines
+
+
 @dataclass
 class Pool:
     """One placement group: ``bundles[i]`` holds worker i of each member role."""

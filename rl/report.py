@@ -22,7 +22,6 @@ step through :class:`rl.tracking.Tracker`; nothing here needs W&B.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from dataclasses import dataclass
@@ -243,7 +242,9 @@ def write_report(run_dir: str | Path, tracker: Any = None, step: Optional[int] =
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rl.report", description=__doc__.splitlines()[0])
+    from data.cli_help import doc_parser
+
+    parser = doc_parser("python -m rl.report", __doc__)
     parser.add_argument("run_dir", help="run directory holding metrics.jsonl (e.g. runs/quickstart)")
     parser.add_argument("--no-plot", action="store_true", help="skip curves.png")
     args = parser.parse_args(argv)

@@ -26,7 +26,7 @@ def absolutize(cfg: Config) -> Config:
     for holder, key in ((cfg.data, "samples_path"), (cfg.model, "path"), (cfg.sft, "output_dir"),
                         (cfg.reward.segmenter, "checkpoint"), (cfg.eval, "checkpoint"), (cfg.eval, "dataset_root"),
                         (cfg.eval, "out_dir"), (cfg.eval, "sampler_model"), (cfg.eval, "xmem_checkpoint"),
-                        (cfg.eval.segmenter, "checkpoint")):
+                        (cfg.eval.segmenter, "checkpoint"), *((d, "dataset_root") for d in cfg.eval.datasets)):
         value = getattr(holder, key)
         if value and "://" not in value:
             setattr(holder, key, str(Path(value).resolve()))

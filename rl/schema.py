@@ -10,6 +10,8 @@ need no import from here:
   (all must hold) and ``or`` (one alternative must hold), e.g. ``"> 0"``,
   ``">= 0, <= 1"``, ``"== -1 or >= 1"``. On a list the bound applies to every item; a bound
   starting with ``len`` applies to the list's length (``"len == 2"``). None is never bounded;
+* a field may hold a nested dataclass or a ``list`` of them (each item is checked, its keys
+  numbered: ``eval.datasets[1].name``);
 * a dataclass may define ``validate(self)`` yielding ``(field, problem)`` pairs for rules
   that span fields; the field is relative to the dataclass (``""`` for the whole section).
 
@@ -123,6 +125,14 @@ def rules_of(cls: type) -> dict[str, FieldRule]:
 # ------------------------------------------------------------------ checks
 
 
+def _dataclass_items(tp: Any) -> Optional[type]:
+    """The item dataclass of a ``list[SomeDataclass]`` annotation (None for any other type)."""
+    if get_origin(tp) is list and get_args(tp):
+        item = _strip_optional(get_args(tp)[0])[0]
+        return item if dataclasses.is_dataclass(item) else None
+    return None
+
+
 def _show(value: Any) -> str:
     return repr(value)
 
@@ -157,6 +167,9 @@ def problems(obj: Any, prefix: str = "") -> list[str]:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             found.extend(problems(value, key))
             continue
+        if _dataclass_items(rule.base) and isinstance(value, list):   # a list of sections
+            for i, item in enumerate(value):
+                found.extend(problems(item, f"{key}[{i}]"))
         found.extend(_check_value(key, value, rule))
     validate = getattr(obj, "validate", None)
     if callable(validate):
@@ -233,6 +246,8 @@ def from_plain(cls: type, data: Any) -> Any:
         base = field_rule(hints[f.name]).base
         if dataclasses.is_dataclass(base) and isinstance(value, dict):
             value = from_plain(base, value)
+        elif _dataclass_items(base) and isinstance(value, list):
+            value = [from_plain(_dataclass_items(base), v) if isinstance(v, dict) else v for v in value]
         kwargs[f.name] = value
     return cls(**kwargs)
 

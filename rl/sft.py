@@ -3,6 +3,12 @@
 Trains on each record's ``prompt`` -> ``sft_target`` (reasoning + answer)
 with token-mean NLL over the target tokens, full or LoRA (``sft.lora.rank``),
 and exports an HF checkpoint: the GRPO starting point and KL reference.
+
+Tracking: ``sft/loss``, ``sft/grad_norm``, ``sft/lr``, ``sft/num_tokens`` per step go to
+``<sft.output_dir>/logs/metrics.jsonl`` and, unless ``tracking.wandb_mode=disabled``, to a W&B
+run of their own (:func:`sft_tracker`): same project and group as the GRPO run, job type
+``sft``, named ``<run name>-sft``, its files under ``<trainer.run_dir>/wandb``. It is finished
+before the GRPO run starts its own W&B run.
 """
 
 from __future__ import annotations
@@ -70,6 +76,20 @@ def recorded_settings(path: Path) -> Optional[dict[str, Any]]:
     return settings if isinstance(settings, dict) else None
 
 
+def sft_tracker(cfg: Config, out_dir: Path) -> Tracker:
+    """The tracker of the cold start: ``metrics.jsonl`` in ``<out_dir>/logs``; a W&B run (``tracking.*``
+    mode, project and entity) in the GRPO run's group (``tracking.group``, default
+    ``trainer.experiment_name``), job type ``sft``, named ``<tracking.name or trainer.experiment_name>-sft``."""
+    from dataclasses import replace
+
+    from rl.config import to_dict
+
+    run_name = cfg.tracking.name or cfg.trainer.experiment_name
+    tracking = replace(cfg.tracking, name=f"{run_name}-sft", group=cfg.tracking.group or cfg.trainer.experiment_name)
+    return Tracker(out_dir / "logs", tracking, to_dict(cfg), job_type="sft", wandb_dir=cfg.trainer.run_dir,
+                   step_metric="sft/step", metric_groups=("sft",))
+
+
 def sft_steps(cfg: Config, num_records: int) -> int:
     if cfg.sft.max_steps > 0:
         return cfg.sft.max_steps
@@ -89,11 +109,11 @@ def run_sft(cfg: Config, init_path: str, records: Sequence[dict[str, Any]]) -> P
     if not records:
         raise ValueError("SFT: no record carries an 'sft_target' (build the data with data.build first)")
     steps = sft_steps(cfg, len(records))
+    tracker = sft_tracker(cfg, out_dir)
     plan = PlacementPlan(cfg.cluster, {"actor": cfg.cluster.actor.num_workers})
-    plan.create()
     group = None
-    tracker = Tracker(out_dir / "logs", cfg.tracking.__class__(wandb_mode="disabled"), {}, default_name="sft")
     try:
+        plan.create()
         group = PolicyGroup("sft", plan, placement_role="actor", model_path=init_path, model_cfg=cfg.model,
                             actor_cfg=cfg.actor, sft_cfg=cfg.sft, total_steps=steps)
         processor = load_processor(init_path)

@@ -12,6 +12,12 @@ checkpointed steps W&B lost with the killed process (its last, uncommitted
 rows) are re-sent from ``metrics.jsonl``; so W&B has every step exactly once. Every metric is
 plotted against ``training/global_step`` and grouped by its prefix
 (``reward/*``, ``timing_s/*``, ``perf/*``, ...) via ``wandb.define_metric``.
+
+At start the tracker logs the W&B run id and its URL (online) or, offline, the run id, the
+local run folder and the ``wandb sync`` command that uploads it. Media (evaluation overlays
+with switchable mask layers, the image column of the sample tables) are built in
+:mod:`rl.tracking_media`. The SFT cold start (:mod:`rl.sft`) uses a tracker of its own: a
+W&B run with ``job_type="sft"`` in the same project and group as the GRPO run.
 """
 
 from __future__ import annotations
@@ -54,9 +60,23 @@ class Tracker:
         run_id: Optional[str] = None,
         resume_step: Optional[int] = None,
         default_name: str = "",
+        default_group: str = "",
+        job_type: str = "",
+        wandb_dir: Optional[str | Path] = None,
+        step_metric: str = STEP_METRIC,
+        metric_groups: Sequence[str] = METRIC_GROUPS,
     ):
+        """``run_dir``: where ``metrics.jsonl`` / ``samples.jsonl`` / ``images/`` go; ``wandb_dir``: the
+        folder whose ``wandb/`` holds the W&B files (default ``run_dir``); ``default_name`` /
+        ``default_group``: W&B run name / group when ``tracking.name`` / ``tracking.group`` are empty;
+        ``job_type``: the W&B job type (``grpo``, ``sft``, ...); ``step_metric``: the x-axis that
+        ``metric_groups`` (``<group>/*``) are plotted against, logged with every step."""
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.wandb_dir = Path(wandb_dir) if wandb_dir is not None else self.run_dir
+        self.step_metric = step_metric
+        self.metric_groups = tuple(metric_groups)
+        self.offline = cfg.wandb_mode == "offline"
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.samples_path = self.run_dir / "samples.jsonl"
         self.batches_path = self.run_dir / "batches.jsonl"
@@ -71,7 +91,8 @@ class Tracker:
         self._wandb = None
         self.run_id = run_id
         if cfg.wandb_mode != "disabled":
-            self._wandb = self._init_wandb(cfg, config, run_id, default_name)
+            self.wandb_dir.mkdir(parents=True, exist_ok=True)
+            self._wandb = self._init_wandb(cfg, config, run_id, default_name, default_group, job_type)
             if resume_step is not None:
                 self._replay_to_wandb(resume_step)
 
@@ -93,7 +114,7 @@ class Tracker:
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             pass
         try:
-            logged = max_logged_step(self.run_dir / "wandb", run_id)
+            logged = max_logged_step(self.wandb_dir / "wandb", run_id)
             high = high if logged is None else max(high, logged)
         except (OSError, ValueError) as exc:
             log.warning("cannot read the W&B files of run %s (%s); W&B may drop re-run steps", run_id, exc)
@@ -110,7 +131,7 @@ class Tracker:
             step = int(row.get("step", 0))
             if self._wandb_min_step < step <= resume_step:
                 payload = {k: v for k, v in row.items() if k != "step"}
-                payload.setdefault(STEP_METRIC, step)
+                payload.setdefault(self.step_metric, step)
                 self._wandb.log(payload, step=step)
                 replayed += 1
         if replayed:
@@ -133,7 +154,8 @@ class Tracker:
                 continue
         path.write_text("".join(line + "\n" for line in kept))
 
-    def _init_wandb(self, cfg: TrackingConfig, config: dict[str, Any], run_id: Optional[str], default_name: str):
+    def _init_wandb(self, cfg: TrackingConfig, config: dict[str, Any], run_id: Optional[str], default_name: str,
+                    default_group: str = "", job_type: str = ""):
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
@@ -141,26 +163,46 @@ class Tracker:
             mode=cfg.wandb_mode,
             project=cfg.project,
             entity=cfg.entity or None,
-            group=cfg.group or None,
+            group=cfg.group or default_group or None,
+            job_type=job_type or None,
             name=cfg.name or default_name or None,
             tags=list(cfg.tags) or None,
             config=config,
-            dir=str(self.run_dir),
+            dir=str(self.wandb_dir),
             id=run_id,
             resume="allow" if run_id else None,
         )
         self.run_id = run.id
         self._define_metrics(run)
+        self._announce(run)
         return run
 
+    def _announce(self, run: Any) -> None:
+        """Log where the W&B run is: its URL, or (offline) its folder and the command that uploads it."""
+        job_type = getattr(run, "job_type", "") or ""
+        what = f"W&B run {run.id} ({getattr(run, 'project', '')}/{getattr(run, 'name', '')}"
+        what += f", {job_type})" if job_type else ")"
+        if self.offline:
+            folder = self.offline_folder(run)
+            log.info("%s is offline, files in %s; upload it with `wandb sync %s` (or `python -m launch.sync %s "
+                     "--upload` for every run under the directory)", what, folder, folder, self.wandb_dir)
+        else:
+            log.info("%s: %s", what, getattr(run, "url", None) or "(no URL)")
+
     @staticmethod
-    def _define_metrics(run: Any) -> None:
-        """Plot every metric group against the global step; summaries that make sense per group."""
-        run.define_metric(STEP_METRIC)
-        for group in METRIC_GROUPS:
+    def offline_folder(run: Any) -> Path:
+        """The ``offline-run-<time>-<id>`` folder of an offline run."""
+        sync_dir = getattr(run.settings, "sync_dir", None)
+        return Path(sync_dir) if sync_dir else Path(run.dir).parent
+
+    def _define_metrics(self, run: Any) -> None:
+        """Plot every metric group against the step metric; summaries that make sense per group."""
+        run.define_metric(self.step_metric)
+        for group in self.metric_groups:
             summary = "mean" if group in ("timing_s", "timing_busy_s", "perf") else None
-            run.define_metric(f"{group}/*", step_metric=STEP_METRIC, summary=summary)
-        run.define_metric("val/score/mean", step_metric=STEP_METRIC, summary="max")
+            run.define_metric(f"{group}/*", step_metric=self.step_metric, summary=summary)
+        if "val" in self.metric_groups:
+            run.define_metric("val/score/mean", step_metric=self.step_metric, summary="max")
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
         row = {"step": step, **{k: _jsonable(v) for k, v in metrics.items()}}
@@ -168,20 +210,55 @@ class Tracker:
             f.write(json.dumps(row) + "\n")
         if self._to_wandb(step):
             payload = {k: v for k, v in row.items() if k != "step"}
-            payload.setdefault(STEP_METRIC, step)
+            payload.setdefault(self.step_metric, step)
             self._wandb.log(payload, step=step)
 
-    def log_samples(self, rows: Sequence[dict[str, Any]], step: int, table: str = "samples") -> None:
-        """A table of sample responses with their rewards (``samples.jsonl`` + a W&B table)."""
+    def log_samples(self, rows: Sequence[dict[str, Any]], step: int, table: str = "samples",
+                    views: Optional[Sequence[Any]] = None) -> None:
+        """A table of sample responses with their rewards (``samples.jsonl`` + a W&B table).
+
+        ``views``: one per row, the row's keyframe with the response's boxes / points and the GT
+        boxes (:class:`rl.sample_views.SampleView`, an ``H x W x 3`` uint8 array, or None); W&B gets
+        them as the table's first column, ``image``; ``samples.jsonl`` only the image path
+        (``image``) of each view that has one."""
+        if views is not None and len(views) != len(rows):
+            raise ValueError(f"log_samples({table!r}): {len(rows)} rows but {len(views)} views")
         with self.samples_path.open("a") as f:
-            for row in rows:
-                f.write(json.dumps({"step": step, "table": table, **{k: _jsonable(v) for k, v in row.items()}}) + "\n")
+            for i, row in enumerate(rows):
+                line = {"step": step, "table": table, **{k: _jsonable(v) for k, v in row.items()}}
+                path = getattr(views[i], "image_path", None) if views is not None else None
+                if path:
+                    line.setdefault("image", str(path))
+                f.write(json.dumps(line) + "\n")
         if self._to_wandb(step) and rows:
             import wandb
 
+            from rl.tracking_media import staging_in, table_images
+
             columns = list(rows[0].keys())
             data = [[_jsonable(r.get(c)) for c in columns] for r in rows]
-            self._wandb.log({table: wandb.Table(columns=columns, data=data)}, step=step)
+            if views is not None:
+                columns = ["image", *columns]
+                data = [[image, *cells] for image, cells in zip(table_images(wandb, views), data)]
+            with staging_in(self.wandb_dir, self.offline):
+                self._wandb.log({table: wandb.Table(columns=columns, data=data)}, step=step)
+
+    def log_overlays(self, name: str, overlays: Sequence[Any], step: int) -> list[Path]:
+        """Evaluation overlays (:class:`rl.eval.overlays.Overlay`, one per expression).
+
+        W&B: a list of ``wandb.Image`` under ``name``, each the keyframe (enlarged to >= 384 px on
+        its short side) with ``prediction`` / ``ground_truth`` mask layers and a caption naming
+        the video, expression, keyframe, query and J&F. Run directory: the same drawn into the
+        pixels, ``images/<name>/step_<step>_<i>_<video>_<exp_id>.png`` (returned), with the
+        captions in ``images/<name>/step_<step>.json``."""
+        from rl.tracking_media import overlay_images, write_overlay_files
+
+        paths = write_overlay_files(self.run_dir / "images" / name.replace("/", "_"), overlays, step)
+        if self._to_wandb(step) and overlays:
+            import wandb
+
+            self._wandb.log({name: overlay_images(wandb, overlays)}, step=step)
+        return paths
 
     def log_images(self, name: str, images: Sequence[Any], step: int, captions: Optional[Sequence[str]] = None) -> list[Path]:
         """Images (e.g. keyframes with overlaid masks), each an HxWx3 array (uint8, or float in [0, 1]).
@@ -226,8 +303,11 @@ class Tracker:
         if self._to_wandb(step):
             import wandb
 
+            from rl.tracking_media import staging_in
+
             rows = [[_jsonable(v) for v in row] for row in data]
-            self._wandb.log({name: wandb.Table(columns=list(columns), data=rows)}, step=step)
+            with staging_in(self.wandb_dir, self.offline):
+                self._wandb.log({name: wandb.Table(columns=list(columns), data=rows)}, step=step)
 
     def log_image_file(self, name: str, path: str | Path, step: int) -> None:
         """An image file (e.g. ``curves.png``) as a ``wandb.Image``; W&B only."""
@@ -259,7 +339,7 @@ class Tracker:
             self._wandb = None
             if offline:
                 log.info("W&B run %s is offline; upload it later with `python -m launch.sync %s --upload` "
-                         "(= wandb sync %s/wandb/offline-run-*)", self.run_id, self.run_dir, self.run_dir)
+                         "(= wandb sync %s/wandb/offline-run-*)", self.run_id, self.wandb_dir, self.wandb_dir)
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -81,11 +81,14 @@ class OfflineRun:
     project: str = ""
     group: str = ""
     name: str = ""
+    job_type: str = ""
     tags: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     # wandb.define_metric definitions: metric name or glob -> its step metric ("" = none).
     metrics: dict[str, str] = field(default_factory=dict)
+    # Logged artifacts (e.g. the run tables): artifact name -> {path in the artifact: staged local file}.
+    artifacts: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def steps(self) -> list[int]:
@@ -93,7 +96,7 @@ class OfflineRun:
 
 
 def read_offline_run(folder: str | Path) -> OfflineRun:
-    """Run id, group, name, tags, config and history rows of one ``offline-run-*`` folder."""
+    """Run id, group, name, job type, tags, config, history rows and artifacts of one ``offline-run-*`` folder."""
     folder = Path(folder)
     files = sorted(folder.glob("run-*.wandb"))
     if not files:
@@ -104,6 +107,7 @@ def read_offline_run(folder: str | Path) -> OfflineRun:
         if kind == "run":
             r = record.run
             run.run_id, run.project, run.group, run.name = r.run_id, r.project, r.run_group, r.display_name
+            run.job_type = r.job_type
             run.tags = list(r.tags)
             for item in r.config.update:
                 run.config[_item_key(item)] = json.loads(item.value_json)
@@ -112,6 +116,8 @@ def read_offline_run(folder: str | Path) -> OfflineRun:
                 run.config[_item_key(item)] = json.loads(item.value_json)
         elif kind == "metric":
             run.metrics[record.metric.name or record.metric.glob_name] = record.metric.step_metric
+        elif kind == "artifact":
+            run.artifacts[record.artifact.name] = {c.path: c.local_path for c in record.artifact.manifest.contents}
         elif kind == "history":
             row = {_item_key(item): json.loads(item.value_json) for item in record.history.item}
             if "_step" not in row and record.history.HasField("step"):

@@ -5,8 +5,9 @@
 >>> sample.expression_mask("0", 0)   # H x W bool, decoded now
 
 Formats: ``mevis``, ``revos``, ``refytvos``, ``davis`` and ``synthetic`` (the
-generator of :mod:`data.synthetic` writes the ReVOS layout, so it is read by
-the ReVOS reader with ``dataset="synthetic"``).
+generator of :mod:`data.synthetic` writes the ReVOS layout by default, so it is read by
+the ReVOS reader with ``dataset="synthetic"``; with ``layout=mevis|refytvos|davis`` it
+writes the layout the reader of that name opens).
 """
 
 from __future__ import annotations

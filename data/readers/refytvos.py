@@ -10,13 +10,22 @@ Layout (``root`` = the Ref-YouTube-VOS folder)::
 
 Also accepted: ``<root>/<split>/meta_expressions.json`` or ``<root>/meta_expressions.json``
 with ``JPEGImages/`` and ``Annotations/`` beside it. A frame without an
-annotation PNG has empty masks; a video without an ``Annotations/<vid>``
-folder (``valid``/``test`` splits) has ``has_masks=False``. Frame sizes come
-from the first frame's header when the sample is built.
+annotation PNG has empty masks. Frame sizes come from the first frame's header
+when the sample is built.
+
+Videos without ground truth. The released ``valid`` expressions file lists 507 videos, 305
+of which are the ``test`` videos (also listed in ``meta_expressions/test/meta_expressions.json``;
+their masks are never released); the valid split proper is the other 202. When that test
+file is present, its videos are dropped from every other split (one INFO line with the
+count). Otherwise, a split where some videos have an ``Annotations/<vid>`` folder and others
+do not keeps only the annotated ones (one warning: the count and the first ids). A split
+where no video has annotations (``valid``/``test`` as released, scored by the official
+server) keeps all of them, with ``has_masks=False``.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +36,12 @@ from data.types import Expression, VideoSample
 
 #: Decoded annotation PNGs kept per video (several objects of a frame share one read).
 ANNOTATION_CACHE_FRAMES = 4
+#: Split whose released expressions file lists the videos without public masks.
+TEST_SPLIT = "test"
+#: Video ids named in a warning about dropped videos.
+SHOWN_IDS = 5
+
+logger = logging.getLogger("data.readers")
 
 
 class RefYoutubeVOSReader(DatasetReader):
@@ -45,6 +60,35 @@ class RefYoutubeVOSReader(DatasetReader):
                 raise data_io.CorruptFileError(meta_json, "expected a JSON object with a 'videos' object")
             self._objects_meta = meta.get("videos", {})
         self.meta_json_path = meta_json
+        self.dropped_test_videos = self._drop_test_videos()
+        self.dropped_unannotated = self._drop_unannotated()
+
+    def _drop_test_videos(self) -> list[str]:
+        """Drop the videos listed in ``meta_expressions/test/meta_expressions.json`` (test-only, no masks)."""
+        test_meta = self.root / "meta_expressions" / TEST_SPLIT / "meta_expressions.json"
+        if self.split == TEST_SPLIT or not test_meta.is_file():
+            return []
+        meta = data_io.read_json(test_meta, f"{self.name} test expressions file")
+        if not isinstance(meta, dict) or not isinstance(meta.get("videos"), dict):
+            raise data_io.CorruptFileError(test_meta, "expected a JSON object with a 'videos' object")
+        dropped = [vid for vid in self._videos if vid in meta["videos"]]
+        if dropped:
+            self._videos = {vid: entry for vid, entry in self._videos.items() if vid not in meta["videos"]}
+            logger.info("%s %s: %d test-only videos (listed in %s, masks not released) left out; %d remain",
+                        self.name, self.split, len(dropped), test_meta, len(self._videos))
+        return dropped
+
+    def _drop_unannotated(self) -> list[str]:
+        """When only some videos have an ``Annotations/<vid>`` folder, drop the others (one warning)."""
+        missing = [vid for vid in self._videos if not self._annotations_dir(vid).is_dir()]
+        if not missing or len(missing) == len(self._videos):
+            return []  # all annotated, or a split released without masks (kept, has_masks=False)
+        gone = set(missing)
+        self._videos = {vid: entry for vid, entry in self._videos.items() if vid not in gone}
+        logger.warning("%s %s: %d of %d videos have no Annotations/<video> folder and are left out (%s%s)",
+                       self.name, self.split, len(missing), len(missing) + len(self._videos),
+                       ", ".join(missing[:SHOWN_IDS]), ", ..." if len(missing) > SHOWN_IDS else "")
+        return missing
 
     def _locate(self) -> tuple[Path, Path]:
         released = self.root / "meta_expressions" / self.split / "meta_expressions.json"
@@ -99,4 +143,4 @@ class RefYoutubeVOSReader(DatasetReader):
                             has_masks=has_masks, extra={"categories": categories})
 
 
-__all__ = ["RefYoutubeVOSReader", "ANNOTATION_CACHE_FRAMES"]
+__all__ = ["RefYoutubeVOSReader", "ANNOTATION_CACHE_FRAMES", "TEST_SPLIT"]

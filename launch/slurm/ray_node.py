@@ -127,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in argv:
         extra = argv[argv.index("--") + 1:]
         argv = argv[:argv.index("--")]
-    p = argparse.ArgumentParser(prog="ray_node.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python launch/slurm/ray_node.py", description=__doc__.strip(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("role", choices=("head", "worker", "wait"))
     p.add_argument("--cluster", default="local_cpu", help="configs/cluster/<name>.yaml or a YAML path")
     p.add_argument("--index", type=int, default=0, help="node index in the cluster config (head = 0)")

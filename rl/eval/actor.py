@@ -14,7 +14,9 @@ Driver use (every ``eval.freq`` steps)::
         export_dir = actor_group.export_hf(f"{run_dir}/eval_export")      # rl.workers.policy_group.PolicyGroup
         result = evaluator.evaluate(checkpoint_dir=export_dir, step=step)   # or .submit(...) / .result()
         metrics.update(result["metrics"])   # val/J, val/F, val/J&F (+ ReVOS splits, R, diagnostics, timing)
-        result["images"]                    # keyframe overlays, H x W x 3 uint8, for W&B
+        result["overlays"]                  # keyframes + predicted / GT masks (rl.eval.overlays), for W&B
+        for extra in cfg.eval.datasets:     # the extra sets, with the policy already loaded
+            metrics.update(evaluator.evaluate(step=step, dataset=extra.name)["metrics"])   # val/<name>/J&F, ...
     evaluator.shutdown()                    # at the end
 
 Standalone: ``Evaluator(cfg).evaluate(checkpoint_dir=PATH)`` (starts its own placement group;
@@ -32,13 +34,20 @@ from typing import Any, Iterable, Mapping, Optional
 from rl.config import Config
 from rl.placement import PlacementPlan
 from rl.workers.group import WorkerGroup, bundle_options
+from rl.eval.datasets import eval_set_config
 from rl.eval.pipeline import EvalPipeline, PredictReport, resolve_dataset, select_videos
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvalWorker", "Evaluator", "PendingEvaluation", "summary_metrics", "package_result", "select_videos"]
+__all__ = ["EvalWorker", "Evaluator", "PendingEvaluation", "summary_metrics", "package_result", "select_videos",
+           "metric_prefix"]
 
 METRIC_PREFIX = "val/"
+
+
+def metric_prefix(dataset: Optional[str] = None) -> str:
+    """``val/`` for the main evaluation set, ``val/<name>/`` for the extra set ``name`` of ``eval.datasets``."""
+    return METRIC_PREFIX if dataset is None else f"{METRIC_PREFIX}{dataset}/"
 
 
 def summary_metrics(summary: Mapping[str, Any], prefix: str = METRIC_PREFIX) -> dict[str, float]:
@@ -111,55 +120,71 @@ class EvalWorker:
             log.info("evaluator: loaded %d tensors", count)
         return self.pipeline
 
-    def output_dir(self, step: Optional[int] = None) -> str:
-        return output_dir(self.cfg, step)
+    def output_dir(self, step: Optional[int] = None, dataset: Optional[str] = None) -> str:
+        return output_dir(eval_set_config(self.cfg, dataset), step)
 
     def predict(self, out_dir: str, shard: int = 0, num_shards: int = 1, checkpoint_dir: Optional[str] = None,
-                weights: Any = None, max_videos: Optional[int] = None) -> PredictReport:
-        """Predict every ``num_shards``-th video starting at ``shard`` into ``out_dir``."""
+                weights: Any = None, max_videos: Optional[int] = None, dataset: Optional[str] = None) -> PredictReport:
+        """Predict every ``num_shards``-th video starting at ``shard`` into ``out_dir`` (``dataset``: an
+        extra set of ``eval.datasets`` by name; None: the main set)."""
         from data.readers import open_dataset
 
         pipeline = self._prepare(checkpoint_dir, weights)
-        root, fmt, split = resolve_dataset(self.cfg)
+        cfg = eval_set_config(self.cfg, dataset)
+        root, fmt, split = resolve_dataset(cfg)
         reader = open_dataset(root, fmt, split)
-        limit = self.cfg.eval.max_videos if max_videos is None else max_videos
+        limit = cfg.eval.max_videos if max_videos is None else max_videos
         ids = select_videos(reader.video_ids(), limit, f"{root} ({fmt}, split {split or 'default'})", warn=shard == 0)
         return pipeline.predict(reader, ids[shard::num_shards], out_dir)
 
-    def score(self, report: PredictReport, out_dir: str) -> dict[str, Any]:
-        root, fmt, split = resolve_dataset(self.cfg)
+    def score(self, report: PredictReport, out_dir: str, dataset: Optional[str] = None) -> dict[str, Any]:
+        root, fmt, split = resolve_dataset(eval_set_config(self.cfg, dataset))
         pipeline = self._prepare(None, None)
         return pipeline.score(report, root, fmt, split, out_dir)
 
     def evaluate(self, checkpoint_dir: Optional[str] = None, weights: Any = None, step: Optional[int] = None,
-                 out_dir: Optional[str] = None, max_videos: Optional[int] = None) -> dict[str, Any]:
+                 out_dir: Optional[str] = None, max_videos: Optional[int] = None,
+                 dataset: Optional[str] = None) -> dict[str, Any]:
         """Predict and score everything on this worker; returns :func:`package_result`."""
-        out = out_dir or self.output_dir(step)
-        report = self.predict(out, 0, 1, checkpoint_dir, weights, max_videos)
-        summary = self.score(report, out)
-        return package_result(summary, report, out, step)
+        out = out_dir or self.output_dir(step, dataset)
+        report = self.predict(out, 0, 1, checkpoint_dir, weights, max_videos, dataset)
+        summary = self.score(report, out, dataset)
+        return package_result(summary, report, out, step, self.cfg.eval.num_overlays, dataset)
 
 
 def output_dir(cfg: Config, step: Optional[int] = None) -> str:
-    """Where an evaluation writes: ``eval.out_dir`` (default ``<run_dir>/eval``), ``/step_<step:06d>`` with a step."""
+    """Where an evaluation writes: ``eval.out_dir`` (default ``<run_dir>/eval``), ``/step_<step:06d>`` with a step.
+    An extra set ``name`` of ``eval.datasets`` writes to ``<eval.out_dir>/<name>/...`` (:func:`eval_set_config`)."""
     base = Path(cfg.eval.out_dir or Path(cfg.trainer.run_dir) / "eval")
     return str(base / f"step_{step:06d}" if step is not None else base)
 
 
-def package_result(summary: dict[str, Any], report: PredictReport, out_dir: str, step: Optional[int]) -> dict[str, Any]:
-    """``{"metrics": {val/...}, "images": [H x W x 3 uint8], "summary": ..., "out_dir": ..., "step": ...}``."""
-    return {"metrics": summary_metrics(summary), "images": list(report.overlays), "summary": summary,
-            "out_dir": str(out_dir), "step": step}
+def package_result(summary: dict[str, Any], report: PredictReport, out_dir: str, step: Optional[int],
+                   num_overlays: Optional[int] = None, dataset: Optional[str] = None) -> dict[str, Any]:
+    """``{"metrics": {val/...}, "overlays": [rl.eval.overlays.Overlay], "images": [sH x sW x 3 uint8],
+    "summary": ..., "out_dir": ..., "step": ...}``: at most ``num_overlays`` overlays (default: all),
+    spread over the videos and scored from ``out_dir/per_expression.csv``; ``images`` are the
+    same overlays drawn into the (enlarged) keyframes. The metrics of an extra set ``dataset`` of
+    ``eval.datasets`` are named ``val/<dataset>/...`` (:func:`metric_prefix`)."""
+    from rl.eval.overlays import attach_scores, select_overlays
+
+    limit = len(report.overlays) if num_overlays is None else num_overlays
+    overlays = select_overlays(report.overlays, limit)
+    attach_scores(overlays, Path(out_dir) / "per_expression.csv")
+    return {"metrics": summary_metrics(summary, metric_prefix(dataset)), "overlays": overlays, "images": [o.blended() for o in overlays],
+            "summary": summary, "out_dir": str(out_dir), "step": step, "dataset": dataset}
 
 
 class PendingEvaluation:
     """An evaluation started by :meth:`Evaluator.submit`; :meth:`result` waits for it."""
 
-    def __init__(self, evaluator: "Evaluator", refs: list[Any], out_dir: str, step: Optional[int]):
+    def __init__(self, evaluator: "Evaluator", refs: list[Any], out_dir: str, step: Optional[int],
+                 dataset: Optional[str] = None):
         self._evaluator = evaluator
         self._refs = refs
         self.out_dir = out_dir
         self.step = step
+        self.dataset = dataset
 
     def result(self) -> dict[str, Any]:
         import ray
@@ -170,8 +195,9 @@ class PendingEvaluation:
         report = PredictReport()
         for part in values:
             report.merge(part)
-        summary = ray.get(self._evaluator.workers[0].score.remote(report, self.out_dir))
-        return package_result(summary, report, self.out_dir, self.step)
+        summary = ray.get(self._evaluator.workers[0].score.remote(report, self.out_dir, self.dataset))
+        return package_result(summary, report, self.out_dir, self.step, self._evaluator.cfg.eval.num_overlays,
+                              self.dataset)
 
 
 class Evaluator(WorkerGroup):
@@ -204,22 +230,27 @@ class Evaluator(WorkerGroup):
                          lambda i: (cfg, model_path, threads))
 
     def submit(self, checkpoint_dir: Optional[str] = None, weights: Any = None, step: Optional[int] = None,
-               out_dir: Optional[str] = None, max_videos: Optional[int] = None) -> PendingEvaluation:
-        """Start an evaluation without waiting (the driver may keep training meanwhile)."""
-        out = str(out_dir or output_dir(self.cfg, step))
+               out_dir: Optional[str] = None, max_videos: Optional[int] = None,
+               dataset: Optional[str] = None) -> PendingEvaluation:
+        """Start an evaluation without waiting (the driver may keep training meanwhile). ``dataset``:
+        an extra set of ``eval.datasets`` by name (None: the main set); without ``checkpoint_dir`` /
+        ``weights`` the workers keep the policy they hold."""
+        out = str(out_dir or output_dir(eval_set_config(self.cfg, dataset), step))
         if weights is not None and not isinstance(weights, (list, tuple)):
             weights = list(_named_tensors(weights))
         if len(self.workers) == 1:
-            refs = [self.workers[0].evaluate.remote(checkpoint_dir, weights, step, out, max_videos)]
+            refs = [self.workers[0].evaluate.remote(checkpoint_dir, weights, step, out, max_videos, dataset)]
         else:
             n = len(self.workers)
-            refs = [w.predict.remote(out, i, n, checkpoint_dir, weights, max_videos) for i, w in enumerate(self.workers)]
-        return PendingEvaluation(self, refs, out, step)
+            refs = [w.predict.remote(out, i, n, checkpoint_dir, weights, max_videos, dataset)
+                    for i, w in enumerate(self.workers)]
+        return PendingEvaluation(self, refs, out, step, dataset)
 
     def evaluate(self, checkpoint_dir: Optional[str] = None, weights: Any = None, step: Optional[int] = None,
-                 out_dir: Optional[str] = None, max_videos: Optional[int] = None) -> dict[str, Any]:
+                 out_dir: Optional[str] = None, max_videos: Optional[int] = None,
+                 dataset: Optional[str] = None) -> dict[str, Any]:
         """Run an evaluation and wait for it; see :func:`package_result` for the returned dict."""
-        return self.submit(checkpoint_dir, weights, step, out_dir, max_videos).result()
+        return self.submit(checkpoint_dir, weights, step, out_dir, max_videos, dataset).result()
 
     def shutdown(self) -> None:
         super().shutdown()

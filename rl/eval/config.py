@@ -5,13 +5,14 @@ reads it. The sampler names are the list :mod:`rl.eval.samplers` builds from; th
 propagator names come from :mod:`rewards.vision.factory`. ``Literal`` fields list their
 choices and ``Annotated[T, "<bound>"]`` states a range (checked at start-up; see
 :mod:`rl.schema`). Whether configured checkpoint files exist is checked by the launchers
-(:func:`launch.common.missing_files`), not here: a submitted config names files of the cluster.
+(:mod:`rl.preflight`), not here: a submitted config names files of the cluster.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Iterator, Literal
 
 from data.config import DATASET_FORMATS
 from rewards.vision.config import SegmenterConfig
@@ -27,6 +28,33 @@ EVAL_SAMPLERS = SAMPLERS + ("auto",)
 EVAL_DATASET_FORMATS = ("",) + DATASET_FORMATS
 #: ``eval.backend`` values ("" = rollout.backend).
 EVAL_BACKENDS = ("", "hf", "vllm")
+#: Names an extra evaluation set may not take: the sub-keys of the main set's metrics (``val/referring/J&F``, ...).
+RESERVED_SET_NAMES = ("referring", "reasoning", "multi_target", "single_target", "diagnostics", "timing_s",
+                      "overlays", "score", "reward", "diversity", "response_length")
+_SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class EvalDatasetConfig:
+    """One extra evaluation set (an item of ``eval.datasets``), evaluated after the main one."""
+
+    # Name in its metric keys (val/<name>/J&F, val/<name>/J, ...) and output folder (<eval.out_dir>/<name>/step_<k>): letters, digits, '_', '-', '.'.
+    name: str = ""
+    # Data set folder; empty: the main set's (eval.dataset_root, else data.root).
+    dataset_root: str = ""
+    # mevis | revos | refytvos | davis | synthetic; empty: the main set's (eval.dataset_format, else data.format).
+    dataset_format: Literal[EVAL_DATASET_FORMATS] = ""
+    # Split; empty: "valid" for synthetic, else the reader's default.
+    dataset_split: str = ""
+    # Evaluate at most this many videos, in file order (-1 = all).
+    max_videos: Annotated[int, "== -1 or >= 1"] = -1
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if not _SET_NAME.match(self.name):
+            yield "name", (f"must be a non-empty name of letters, digits, '_', '-', '.' (used in metric keys and "
+                           f"folder names), got {self.name!r}")
+        elif self.name in RESERVED_SET_NAMES or self.name.startswith("step_"):
+            yield "name", f"{self.name!r} is reserved (metric keys of the main set, step folders); pick another name"
 
 
 @dataclass
@@ -45,6 +73,8 @@ class EvalConfig:
     out_dir: str = ""
     # Evaluate at most this many videos, in file order (-1 = all).
     max_videos: Annotated[int, "== -1 or >= 1"] = -1
+    # Extra evaluation sets (verl's data.val_files as a list), each {name, dataset_root, dataset_format, dataset_split, max_videos}, evaluated after the main set above with the same policy and pipeline; metrics val/<name>/J&F, ...; empty: only the main set (val/J&F, ...).
+    datasets: list[EvalDatasetConfig] = field(default_factory=list)
     # Keyframe selection: hierarchical (VideoSeg-R1) | rcot | rcot_light (RCoT-Seg VDG/KFG/AKS) | veason (Veason-R1) | first_frame | oracle (largest GT area) | auto (hierarchical with a policy, else oracle).
     sampler: Literal[EVAL_SAMPLERS] = "auto"
     # Bidirectional propagation: flow (CPU default, optical flow) | sam2 (SAM2 video predictor of eval.segmenter) | xmem.
@@ -105,3 +135,9 @@ class EvalConfig:
     progress: bool = True
     # Seed of the sampler questions.
     seed: Annotated[int, ">= 0"] = 0
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        names = [d.name for d in self.datasets]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            yield "datasets", f"names must differ, {repeated} repeat"

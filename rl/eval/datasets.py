@@ -1,7 +1,8 @@
 """Evaluation data: which data set and videos an evaluation reads, and GT areas per expression.
 
 ``resolve_dataset`` picks ``(root, format, split)`` from ``eval.dataset_*`` or ``data.*``
-(generating the synthetic ``valid`` split when needed), ``select_videos`` takes the first
+(generating the synthetic ``valid`` split when needed), ``eval_set_config`` gives the config of
+one of the extra sets of ``eval.datasets``, ``select_videos`` takes the first
 ``eval.max_videos`` ids, ``open_subset_reader`` gives the scorer a reader limited to the
 predicted videos, and ``gt_union_areas`` measures the ground-truth union per frame.
 """
@@ -36,6 +37,32 @@ def resolve_dataset(cfg: Config) -> tuple[str, str, Optional[str]]:
         split = split or "valid"
         generate_synthetic_dataset(root, cfg.data.synthetic, split)
     return root, fmt, split
+
+
+def eval_set_config(cfg: Config, name: Optional[str] = None) -> Config:
+    """The config of one evaluation set: ``cfg`` itself for the main set (``name`` None), else a copy
+    whose ``eval.dataset_*`` / ``eval.max_videos`` are those of ``eval.datasets[name]`` (empty root
+    and format: the main set's) and whose ``eval.out_dir`` is ``<main out_dir>/<name>``.
+
+    Raises:
+        KeyError: no set of that name in ``eval.datasets``.
+    """
+    import dataclasses
+    from pathlib import Path
+
+    if name is None:
+        return cfg
+    ev = cfg.eval
+    found = [d for d in ev.datasets if d.name == name]
+    if not found:
+        raise KeyError(f"no evaluation set {name!r} in eval.datasets (names: {[d.name for d in ev.datasets]})")
+    extra = found[0]
+    out = Path(ev.out_dir or Path(cfg.trainer.run_dir) / "eval") / name
+    sub = dataclasses.replace(ev, dataset_root=extra.dataset_root or ev.dataset_root,
+                              dataset_format=extra.dataset_format or ev.dataset_format,
+                              dataset_split=extra.dataset_split, max_videos=extra.max_videos, out_dir=str(out),
+                              datasets=[])
+    return dataclasses.replace(cfg, eval=sub)
 
 
 def select_videos(ids: Sequence[str], limit: Optional[int], where: str = "", warn: bool = True) -> list[str]:
@@ -87,4 +114,4 @@ def gt_union_areas(sample: VideoSample) -> dict[str, np.ndarray]:
     return areas
 
 
-__all__ = ["DATASET_FORMATS", "resolve_dataset", "select_videos", "open_subset_reader", "gt_union_areas"]
+__all__ = ["DATASET_FORMATS", "eval_set_config", "resolve_dataset", "select_videos", "open_subset_reader", "gt_union_areas"]

@@ -1,4 +1,4 @@
-"""Evaluation reports: per-expression diagnostics, the mergeable prediction report, overlays.
+"""Evaluation reports: per-expression diagnostics, the mergeable prediction report, the overlay drawing.
 
 :class:`ExpressionDiagnostics` is one row of ``OUT/diagnostics.csv``; :class:`PredictReport`
 collects what a prediction pass did (reports of several workers merge);
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
+
+from rl.eval.overlays import Overlay
 
 
 @dataclass
@@ -51,7 +53,8 @@ class PredictReport:
     rows: list[ExpressionDiagnostics] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
     stats: Counter = field(default_factory=Counter)
-    overlays: list[np.ndarray] = field(default_factory=list)
+    # Keyframes with predicted / GT masks kept for the W&B overlays (rl.eval.overlays).
+    overlays: list[Overlay] = field(default_factory=list)
     mllm: dict[str, float] = field(default_factory=dict)
 
     def merge(self, other: "PredictReport") -> "PredictReport":

@@ -61,6 +61,7 @@ from rl.eval.diagnostics import (
     overlay,
     write_diagnostics_csv,
 )
+from rl.eval.overlays import Overlay, overlay_quota
 from rl.eval.metrics import keyframe_area_ratio
 from rl.eval.prediction_io import prediction_path
 from rl.eval.propagate import build_eval_propagator, propagate_mask
@@ -182,6 +183,9 @@ class EvalPipeline:
             segmenter = build_segmenter(ev.segmenter)
         self.segmenter = segmenter
         self.propagator = propagator if propagator is not None else build_eval_propagator(ev)
+        # Overlays kept per video and the (video, keyframe, targets) already drawn (reset by predict).
+        self._overlay_quota = ev.num_overlays
+        self._overlay_targets: set[tuple[str, int, tuple[str, ...]]] = set()
 
     def _load_backend(self, path: str) -> Any:
         if not Path(path).is_dir():   # fail before importing the model stack
@@ -230,6 +234,9 @@ class EvalPipeline:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         report = PredictReport()
+        # Overlays: at most eval.num_overlays, spread over the videos, one per distinct target.
+        self._overlay_quota = overlay_quota(self.cfg.eval.num_overlays, len(video_ids))
+        self._overlay_targets = set()
         timer = PhaseTimer()
         work = Path(tempfile.mkdtemp(prefix="vrs-eval-inputs-"))
         batch_size = self.cfg.eval.videos_per_batch
@@ -415,11 +422,23 @@ class EvalPipeline:
         return row
 
     def _maybe_overlay(self, item: _Item, report: PredictReport) -> None:
-        if len(report.overlays) >= self.cfg.eval.num_overlays or not item.video.sample.expressions[item.exp_id].obj_ids:
-            return
+        """Keep the expression's keyframe, prediction and GT for the overlays unless the quota is
+        used (``eval.num_overlays`` in all, :func:`overlay_quota` per video), it has no target, or
+        an expression of the same video with the same targets on the same keyframe is kept already."""
         sample, k = item.video.sample, item.result.keyframe
-        gt = sample.expression_mask(item.exp_id, k) if sample.has_masks else None
-        report.overlays.append(overlay(item.video.frames.frame(k), item.mask, gt))
+        exp = sample.expressions[item.exp_id]
+        if len(report.overlays) >= self.cfg.eval.num_overlays or not exp.obj_ids:
+            return
+        if sum(o.video == sample.video_id for o in report.overlays) >= self._overlay_quota:
+            return
+        target = (sample.video_id, int(k), tuple(sorted(str(o) for o in exp.obj_ids)))
+        if target in self._overlay_targets:
+            return
+        self._overlay_targets.add(target)
+        gt = np.asarray(sample.expression_mask(item.exp_id, k), dtype=bool) if sample.has_masks else None
+        report.overlays.append(Overlay(
+            video=sample.video_id, exp_id=str(item.exp_id), query=str(exp.text), keyframe=int(k),
+            frame=np.array(item.video.frames.frame(k), dtype=np.uint8), pred=np.array(item.mask, dtype=bool), gt=gt))
 
     def close(self) -> None:
         for backend in {id(b): b for b in (self.backend, getattr(self.sampler_client, "backend", None)) if b}.values():

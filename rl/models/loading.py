@@ -20,6 +20,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedM
 
 from rl.config import ModelConfig
 from rl.models.tiny import build_tiny_qwen25vl
+from rl.workers.state_io import normalize_modes
 
 __all__ = [
     "SUPPORTED_MODEL_TYPES",
@@ -183,6 +184,7 @@ def ensure_policy(cfg: ModelConfig, run_dir: str | os.PathLike, image_size: int 
     tmp = Path(tempfile.mkdtemp(prefix=".tiny_init.", dir=target.parent))
     try:
         build_tiny_qwen25vl(tmp, cfg.tiny, image_size=image_size)
+        normalize_modes(tmp)  # mkdtemp is 0700 and save_pretrained writes its weights 0600
         if target.exists():
             if _tiny_complete(target, expected):  # another process finished first
                 return target

@@ -23,13 +23,18 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torch import nn
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
-__all__ = ["WORKER_STATE_FILE", "save_dcp", "load_dcp", "read_worker_state", "save_hf", "copy_processor_files"]
+__all__ = ["WORKER_STATE_FILE", "PROCESSOR_FILES", "save_dcp", "load_dcp", "read_worker_state", "save_hf",
+           "copy_processor_files", "normalize_modes"]
 
 WORKER_STATE_FILE = "worker_state.json"
-# Files of a HF model folder that save_pretrained writes itself (not copied from the source).
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5")
-_WRITTEN_BY_SAVE_PRETRAINED = {"config.json", "generation_config.json", "model.safetensors.index.json",
-                               "pytorch_model.bin.index.json"}
+#: Tokenizer, processor and chat-template files of a HF model folder (``fnmatch`` patterns): what an
+#: export copies from the starting policy besides the files ``save_pretrained`` writes (config.json,
+#: generation_config.json, weights). Nothing else is copied: run markers such as ``sft_complete.json``
+#: or ``tiny_build.json`` stay out of exports.
+PROCESSOR_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
+                   "added_tokens.json", "vocab.json", "merges.txt", "chat_template.json", "chat_template.jinja",
+                   "preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json")
+_PROCESSOR_DIRS = ("additional_chat_templates",)
 
 
 def _rank() -> int:
@@ -116,32 +121,50 @@ def load_dcp(
 
 
 def copy_processor_files(source: str | os.PathLike, target: str | os.PathLike) -> list[str]:
-    """Copy tokenizer / processor / chat-template files of a HF model folder; returns their names.
-
-    Everything at the top level except weights and the files ``save_pretrained`` writes.
-    """
+    """Copy the tokenizer / processor / chat-template files (:data:`PROCESSOR_FILES`, and an
+    ``additional_chat_templates/`` folder) of a HF model folder; returns their names."""
     source, target = Path(source), Path(target)
     copied = []
     if not source.is_dir():
         return copied
     for item in sorted(source.iterdir()):
-        if not item.is_file() or item.name in _WRITTEN_BY_SAVE_PRETRAINED or item.name.endswith(_WEIGHT_SUFFIXES):
+        if item.is_file() and item.name in PROCESSOR_FILES:
+            shutil.copyfile(item, target / item.name)
+        elif item.is_dir() and item.name in _PROCESSOR_DIRS:
+            shutil.copytree(item, target / item.name, copy_function=shutil.copyfile, dirs_exist_ok=True)
+        else:
             continue
-        shutil.copy2(item, target / item.name)
         copied.append(item.name)
     return copied
+
+
+def normalize_modes(directory: str | os.PathLike) -> None:
+    """Give ``directory`` and everything in it the modes of freshly created files (0644 / 0755 under
+    the usual umask 022). ``save_pretrained`` writes ``model.safetensors`` through a private
+    temporary file (0600), and ``tempfile.mkdtemp`` folders are 0700."""
+    umask = os.umask(0)
+    os.umask(umask)
+    root = Path(directory)
+    os.chmod(root, 0o777 & ~umask)
+    for path in root.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def save_hf(hf_model: nn.Module, state_dict: dict[str, torch.Tensor], out_dir: str | os.PathLike,
             source_dir: Optional[str | os.PathLike] = None) -> Path:
     """Write ``state_dict`` (module names, full tensors) in ``save_pretrained`` format (rank 0 only).
 
-    ``hf_model`` supplies the config and transformers' checkpoint key conventions; processor
-    and tokenizer files are copied from ``source_dir``.
+    The one writer of HF folders (the final export, evaluation exports, the SFT checkpoint,
+    ``python -m launch.export``): ``hf_model`` supplies the config, the generation config and
+    transformers' checkpoint key conventions (the same key names ``save_pretrained`` writes);
+    :data:`PROCESSOR_FILES` are copied from ``source_dir``; file modes are normalised
+    (:func:`normalize_modes`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     hf_model.save_pretrained(str(out_dir), state_dict=state_dict)
     if source_dir is not None:
         copy_processor_files(source_dir, out_dir)
+    normalize_modes(out_dir)
     return out_dir

@@ -41,8 +41,15 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _wandb_folders(run_dir: Path, job_type: str = "grpo") -> list[Path]:
+    """The run's offline W&B folders of one job type (the SFT cold start has a W&B run of its own)."""
+    from rl.wandb_offline import read_offline_run
+
+    return [p for p in (run_dir / "wandb").glob("offline-run-*") if read_offline_run(p).job_type == job_type]
+
+
 def _wandb_run_ids(run_dir: Path) -> list[str]:
-    return sorted({p.name.rsplit("-", 1)[-1] for p in (run_dir / "wandb").glob("offline-run-*")})
+    return sorted({p.name.rsplit("-", 1)[-1] for p in _wandb_folders(run_dir)})
 
 
 def _by_step(rows: list[dict]) -> dict[tuple[str, int], list[dict]]:
@@ -97,7 +104,7 @@ def test_grpo_killed_and_resumed_continues_the_same_run(launcher, tmp_path):
     # Same W&B run: the resumed process reopened the run id stored in the checkpoint.
     state = json.loads((run_dir / "checkpoints" / "global_step_6" / "trainer_state.json").read_text())
     assert _wandb_run_ids(run_dir) == first_ids == [state["wandb_run_id"]]
-    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
+    assert len(_wandb_folders(run_dir)) == 2 and len(_wandb_folders(run_dir, "sft")) == 1
 
     # Keeps the last 2 checkpoints; the HF export loads with transformers.
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["global_step_4", "global_step_6"]

@@ -111,7 +111,10 @@ def test_two_node_cluster_runs_a_submitted_quickstart_on_the_configured_nodes(tm
 
     # Same W&B run across both jobs; W&B has every step exactly once, in order.
     state = json.loads((run_dir / "checkpoints" / "global_step_3" / "trainer_state.json").read_text())
-    runs = [read_offline_run(f) for f in find_offline_runs(run_dir)]
+    every = [read_offline_run(f) for f in find_offline_runs(run_dir)]
+    runs = [r for r in every if r.job_type != "sft"]      # the SFT cold start has a W&B run of its own
+    sft = [r for r in every if r.job_type == "sft"]
+    assert len(sft) == 1 and sft[0].group == "two-node" and sft[0].name == "tiny-sft"
     assert len(runs) >= 2 and {r.run_id for r in runs} == {state["wandb_run_id"]}
     assert [s for r in runs for s in r.steps] == [1, 2, 3] and step_problems(runs) == []
     assert runs[-1].group == "two-node" and runs[-1].name == "tiny"

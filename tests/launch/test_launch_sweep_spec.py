@@ -177,7 +177,8 @@ def test_ranking_orders_by_the_metric_and_puts_trials_without_a_value_last(tmp_p
 def test_every_shipped_sweep_dry_runs(name, capsys):
     from launch.sweep import main
 
-    assert main([f"sweep=configs/sweeps/{name}.yaml", "--dry-run"]) == 0
+    # --allow-missing: the GPU recipes' /checkpoints/... paths do not exist here (tests/launch/test_preflight.py)
+    assert main([f"sweep=configs/sweeps/{name}.yaml", "--dry-run", "--allow-missing"]) == 0
     out = capsys.readouterr().out
     assert f"sweep '{name}'" in out and "each trial holds one placement group" in out
     assert "nothing was started" in out

@@ -144,3 +144,85 @@ def test_default_yaml_is_current_and_documents_every_key():
 def test_default_yaml_loads_back_to_the_defaults():
     cfg = load_config([f"recipe={CONFIG_DIR / 'default.yaml'}"])
     assert cfg.trainer == Config().trainer and cfg.reward == Config().reward and cfg.data == Config().data
+
+
+def test_reward_that_does_not_score_the_task_is_a_config_error():
+    # rcot_aks scores AKS records only; on KTG data every sample would be refused at scoring time.
+    with pytest.raises(ConfigError) as err:
+        load_config(["recipe=rcot_ktg", "reward.name=rcot_aks"])
+    assert "reward.name" in str(err.value) and "data.task='ktg'" in str(err.value)
+    assert load_config(["recipe=rcot_ktg", "reward.name=visionreasoner"]).reward.name == "visionreasoner"
+
+
+# ------------------------------------------------------------------ profiles and the paper recipes' evaluation
+
+PAPER_RECIPES = ("videoseg_r1", "rcot_ktg", "rcot_aks", "veason_r1")
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_recipe_resolves_with_the_cpu_profile(recipe):
+    plain = load_config([f"recipe={recipe}"])
+    cfg = load_config([f"recipe={recipe}", "profile=cpu"])
+    assert (cfg.recipe, cfg.profile, plain.profile) == (recipe, "cpu", "")
+    assert (cfg.trainer.device, cfg.rollout.backend, cfg.model.path) == ("cpu", "hf", "")
+    assert (cfg.model.dtype, cfg.model.attn_implementation, cfg.actor.fsdp.param_dtype) == ("float32", "sdpa", "float32")
+    assert cfg.cluster.name == "local_cpu" and cfg.cluster.devices_per_node == 0
+    assert (cfg.trainer.run_dir, cfg.trainer.experiment_name) == (f"runs/{recipe}_cpu", f"{recipe}_cpu")
+    assert cfg.tracking.wandb_mode == "offline" and cfg.eval.freq > 0
+    for seg in (cfg.reward.segmenter, cfg.eval.segmenter):   # random SAM2 weights on the CPU
+        assert (seg.device, seg.checkpoint) == ("cpu", "")
+    assert cfg.eval.xmem_checkpoint == "" and cfg.eval.sampler_model == ""
+    # What makes the recipe that paper's stays: task, reward, prompts, keyframe sampler, propagator, backends.
+    assert (cfg.data.task, cfg.data.format, cfg.reward.name, cfg.data.prompt_style) == \
+        (plain.data.task, plain.data.format, plain.reward.name, plain.data.prompt_style)
+    assert (cfg.eval.sampler, cfg.eval.propagator, cfg.eval.negative_points, cfg.eval.dataset_split) == \
+        (plain.eval.sampler, plain.eval.propagator, plain.eval.negative_points, plain.eval.dataset_split)
+    assert (cfg.reward.segmenter.backend, cfg.eval.segmenter.backend) == \
+        (plain.reward.segmenter.backend, plain.eval.segmenter.backend)
+    assert cfg.sft.lora == plain.sft.lora
+
+
+def test_profile_order_recipe_then_profile_then_cluster_then_command_line(tmp_path: Path):
+    recipe = load_config(["recipe=rcot_ktg"])
+    profiled = load_config(["recipe=rcot_ktg", "profile=cpu"])
+    assert (recipe.trainer.total_steps, profiled.trainer.total_steps) == (1000, 2)       # profile beats recipe
+    assert recipe.actor.optim.lr == profiled.actor.optim.lr == 1e-6                      # untouched keys stay
+    assert load_config(["recipe=rcot_ktg", "profile=cpu", "trainer.total_steps=5"]).trainer.total_steps == 5
+    assert load_config(["recipe=rcot_ktg", "profile=cpu", "trainer.run_dir=x"]).trainer.run_dir == "x"
+    # The profile's cluster name beats the recipe's (1x4gpu); cluster=NAME beats both; a cluster file beats
+    # the profile's cluster.* keys, and a command-line cluster.* key beats the file.
+    assert (recipe.cluster.name, profiled.cluster.name) == ("1x4gpu", "local_cpu")
+    assert load_config(["recipe=rcot_ktg", "profile=cpu", "cluster=local_2node"]).cluster.name == "local_2node"
+    profile = tmp_path / "p.yaml"
+    profile.write_text("cluster:\n  actor: {num_workers: 8}\ntrainer:\n  total_steps: 9\n")
+    cfg = load_config(["recipe=quickstart", f"profile={profile}", "cluster=local_cpu"])
+    assert (cfg.cluster.actor.num_workers, cfg.trainer.total_steps, cfg.profile) == (2, 9, "p")
+    cfg = load_config(["recipe=quickstart", f"profile={profile}", "cluster.actor.num_workers=4"])
+    assert cfg.cluster.actor.num_workers == 4
+
+
+def test_unknown_profile_and_bad_profile_key_are_errors(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"unknown profile 'laptop'; known: \[.*'cpu'"):
+        load_config(["recipe=quickstart", "profile=laptop"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer:\n  devise: cpu\n")
+    with pytest.raises(ConfigError, match=rf"trainer.devise' in {bad}"):
+        load_config(["recipe=quickstart", f"profile={bad}"])
+
+
+@pytest.mark.parametrize("recipe", PAPER_RECIPES)
+def test_paper_recipes_evaluate_during_training_with_their_papers_pipeline(recipe):
+    cfg = load_config([f"recipe={recipe}"])
+    ev = cfg.eval
+    assert ev.freq == cfg.trainer.val_freq == 100
+    expected = {"videoseg_r1": ("hierarchical", "xmem"), "rcot_ktg": ("rcot", "sam2"), "rcot_aks": ("rcot", "sam2"),
+                "veason_r1": ("veason", "sam2")}[recipe]
+    assert (ev.sampler, ev.propagator) == expected
+    assert (ev.segmenter.backend, ev.segmenter.device, ev.segmenter.image_size) == ("sam2", "cuda", 1024)
+    assert ev.segmenter.checkpoint.startswith("/checkpoints/") and ev.segmenter.sam2_config.endswith("hiera_l.yaml")
+    assert (ev.xmem_checkpoint == "/checkpoints/XMem.pth") == (ev.propagator == "xmem")
+    assert ev.negative_points == (recipe == "videoseg_r1")        # VideoSeg-R1 answers a negative point per object
+    assert (ev.sampler_model != "") == (recipe == "videoseg_r1")   # its frame sampler is a frozen base model
+    # The annotated validation split of the recipe's data set, under the same data.root as training.
+    assert (cfg.data.format, ev.dataset_split, ev.dataset_root) in (("mevis", "valid_u", ""), ("revos", "valid", ""))
+    assert cfg.data.split == "train" and not cfg.data.root.endswith("/train")

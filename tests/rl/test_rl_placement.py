@@ -45,3 +45,48 @@ def test_describe_names_every_role():
     text = plan.describe()
     for role in ("actor", "reference", "rollout", "reward"):
         assert role in text
+
+
+PAPER_RECIPES = ("videoseg_r1", "rcot_ktg", "rcot_aks", "veason_r1")
+GPU_CLUSTERS = ("1x4gpu", "1x8gpu", "2x8gpu")
+
+
+@pytest.mark.parametrize("cluster", GPU_CLUSTERS)
+@pytest.mark.parametrize("recipe", PAPER_RECIPES)
+def test_every_gpu_cluster_gives_the_paper_recipes_evaluator_a_gpu_and_fits(recipe, cluster):
+    from rl.placement import roles_for
+    from rl.placement_sim import simulate
+
+    cfg = load_config([f"recipe={recipe}", f"cluster={cluster}"])
+    plan = PlacementPlan(cfg.cluster, roles_for(cfg))
+    slot = plan.slots["evaluator"]
+    assert slot.num_workers == 1 and slot.gpus > 0, "the evaluator runs the policy, SAM2 and the propagator on a GPU"
+    placed = simulate(plan)                                       # raises PlacementError when a pool does not fit
+    gpus_used = sum(node.used.get("GPU", 0.0) for node in placed.nodes)
+    assert gpus_used == pytest.approx(plan.total_resources()["GPU"])
+    assert gpus_used <= cfg.cluster.nodes * cfg.cluster.devices_per_node
+
+
+def test_on_4_gpus_the_evaluator_shares_gpu_0_with_the_actor():
+    cfg = load_config(["recipe=rcot_ktg", "cluster=1x4gpu"])
+    from rl.placement import roles_for
+
+    plan = PlacementPlan(cfg.cluster, roles_for(cfg))
+    assert plan.pools["actor"].members == ["actor", "rollout", "reference", "evaluator"]
+    assert plan.slots["evaluator"].gpus == pytest.approx(1 / 4) and plan.total_resources()["GPU"] == 4.0
+
+
+def test_role_notes_say_what_the_evaluator_does_or_why_a_role_is_not_placed():
+    from rl.placement import role_notes
+
+    notes = role_notes(load_config(["recipe=videoseg_r1"]))
+    assert notes[0].startswith("  evaluator: every 100 steps (eval.freq), at step 0,")
+    assert "sampler hierarchical" in notes[0] and "propagator xmem" in notes[0] and "sam2 on cuda" in notes[0]
+    assert "/data/mevis (mevis, split valid_u), all videos" in notes[1]
+    notes = role_notes(load_config(["recipe=quickstart", "eval.freq=0", "actor.use_kl_loss=false",
+                                    "trainer.val_before_train=false"]))
+    assert notes == ["  reference: not placed (no KL loss: actor.use_kl_loss = false or actor.kl_loss_coef = 0)",
+                     "  evaluator: not placed (eval.freq = 0)"]
+    notes = role_notes(load_config(["recipe=quickstart", "trainer.val_before_train=false", "eval.max_videos=3"]))
+    assert notes[0].startswith("  evaluator: every 50 steps (eval.freq), and at the last step; sampler oracle")
+    assert notes[1].endswith("(synthetic, split valid), at most 3 videos")

@@ -113,7 +113,8 @@ def test_wandb_gets_step_zero_first_and_the_report_at_the_last_step(tmp_path, mo
     step 2; read back from the transaction log, the steps are 0, 1, 2 once each, in order."""
     from rl.config import TrackingConfig
     from rl.tracking import Tracker
-    from rl.wandb_offline import find_offline_runs, read_offline_run, step_problems
+    from rl.wandb_offline import step_problems
+    from tests.wandb_helpers import read_runs
 
     monkeypatch.setenv("WANDB_SILENT", "true")
     tracker = Tracker(tmp_path, TrackingConfig(wandb_mode="offline", project="p"), {}, default_name="t")
@@ -124,7 +125,8 @@ def test_wandb_gets_step_zero_first_and_the_report_at_the_last_step(tmp_path, mo
     tracker.log({"val/J&F": 45.0, "val/J&F_stderr": 4.0}, 2)
     write_report(tmp_path, tracker=tracker, step=2, echo=lambda _: None)
     tracker.finish()
-    runs = [read_offline_run(f) for f in find_offline_runs(tmp_path)]
-    assert len(runs) == 1 and runs[0].steps == [0, 1, 2] and step_problems(runs) == []
+    runs = read_runs(tmp_path, 1, lambda r: r.steps == [0, 1, 2]
+                     and any(k.startswith("report/curves") for k in r.history[-1]))
+    assert step_problems(runs) == []
     last = runs[0].history[-1]
     assert any(k.startswith("report/table") for k in last) and any(k.startswith("report/curves") for k in last)

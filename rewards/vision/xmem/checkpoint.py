@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import torch
 
 from rewards.vision.xmem.network import XMem
+
+logger = logging.getLogger(__name__)
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -37,6 +40,7 @@ def build_xmem(checkpoint: str | os.PathLike[str] | None = None, device: str | t
     """XMem in eval mode on ``device``: random weights when ``checkpoint`` is None, else
     the checkpoint's weights loaded with ``strict=True``."""
     if checkpoint is None:
+        logger.warning("XMem built with RANDOM weights: its propagated masks are meaningless")
         network = XMem()
     else:
         state_dict = load_state_dict_file(checkpoint)
