@@ -22,13 +22,26 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _field_default(owner: type, key: str) -> Any:
+    """The default of field ``key`` of dataclass ``owner`` (a fresh one for a ``default_factory``)."""
+    f = next(f for f in dataclasses.fields(owner) if f.name == key)
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return copy.deepcopy(f.default)
+
+
 def _check_value(owner: type, key: str, hint: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return copy.deepcopy(value)
         if isinstance(value, Mapping):
-            return from_mapping(hint, value, f"{path}.")
+            # Keys not given keep the owner's default for this field (VideoSegR1Params.base has alpha_iou = 0).
+            default = _field_default(owner, key)
+            instance = default if isinstance(default, hint) else hint()
+            for name, item in value.items():
+                set_param(instance, str(name), item, f"{path}.")
+            return instance
         raise TypeError(f"reward parameter '{path}' must be a {hint.__name__} or a mapping, got {type(value).__name__}")
     if hint is bool:
         ok = isinstance(value, bool)

@@ -9,8 +9,8 @@ reward may define its params dataclass in its own module instead of here.
 Conventions shared by all rewards:
 
 * ``weight_*`` / ``lambda_*`` multiply one component each; the reward's score
-  is the weighted sum of its components (VideoSeg-R1 multiplies the sum by the
-  soft length factor).
+  is the weighted sum of its components (VideoSeg-R1 multiplies part of the sum
+  by the soft length factor).
 * ``invalid_item_policy`` says what a malformed answer item (missing key,
   wrong length, non-numeric / NaN / inf / boolean coordinate, not a dict) does
   to the accuracy term: ``"zero"`` (default, the reference code's behaviour:
@@ -94,17 +94,26 @@ class RcotAksParams:
     options: list[str] = field(default_factory=lambda: ["A", "B"])  # A = valid keyframe, B = reselect
 
 
+def videoseg_r1_base() -> VisionReasonerParams:
+    """VideoSeg-R1's default original-reward params: the box-IoU sub-term off (``alpha_iou = 0``), because
+    the paper's segmentation accuracy is mask IoU + point L1 + box L1 (the mask IoU takes its place)."""
+    return VisionReasonerParams(alpha_iou=0.0)
+
+
 @dataclass
 class VideoSegR1Params:
-    """VideoSeg-R1: VisionReasoner reward + mask IoU through SAM2 + negative-point reward, times s(L).
+    """VideoSeg-R1 (Eq. 5-8): s(L) * (format + segmentation accuracy + non-repeat) + negative point.
 
-    Max = base max (7) + weight_mask_iou + weight_negative_point = 9 with the defaults.
-    Setting ``base.alpha_iou = 0`` makes the mask IoU replace the box IoU sub-term.
+    Segmentation accuracy = the Hungarian box-L1 + point sub-terms of ``base`` (max 2) + the mask IoU
+    through SAM2 (max 1). Max = 1 + 2 + 2 + 1 + weight_mask_iou + weight_negative_point = 8 with the
+    defaults. Earlier behaviour (max 9): ``base.alpha_iou = 1`` keeps the box-IoU sub-term next to the
+    mask IoU, and ``length_scale_negative_point = true`` scales the negative-point term by s(L) too.
     """
 
-    base: VisionReasonerParams = field(default_factory=VisionReasonerParams)
+    base: VisionReasonerParams = field(default_factory=videoseg_r1_base)
     weight_mask_iou: float = 1.0        # weight of the keyframe mask IoU through the segmenter (0..1)
     weight_negative_point: float = 1.0  # weight of the negative-point reward (0..1)
+    length_scale_negative_point: bool = False  # also scale the negative-point term by s(L) (Eq. 8 scales only R_original)
     tau_neg: float = 40.0               # px; 0 < L1 distance to the GT masks <= tau_neg scores 1/K
     length_penalty: bool = True         # apply the soft length penalty (unpublished constants below)
     beta: float = 0.002                 # s = 1 - beta * (L_used - L_budget), clamped to [0, 1]

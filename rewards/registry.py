@@ -24,11 +24,13 @@ reward is adding its file (and its test).
 
 Scores: a reward returns raw components per response; this module combines them::
 
-    score = multiplier * sum(weight_k * component_k for k in reward.terms(params))
+    score = multiplier * sum(weight_k * component_k for k in reward.terms(params) if k not in unscaled)
+            + sum(weight_k * component_k for k in unscaled)
 
 where ``multiplier`` is the component named by ``reward.multiplier`` (VideoSeg-R1's
-soft length factor) or 1. Each result dict holds ``"score"``, every weighted
-component, and informational markers (e.g. ``"mask_iou_available"``).
+soft length factor) or 1, and ``unscaled = reward.unscaled_terms(params)`` (empty unless
+the reward says so; VideoSeg-R1's negative-point term by default). Each result dict holds
+``"score"``, every weighted component, and informational markers (e.g. ``"mask_iou_available"``).
 
 Entry points::
 
@@ -113,6 +115,10 @@ class Reward(ABC):
     @abstractmethod
     def terms(self, params: Any) -> dict[str, Term]:
         """Weighted components and their maxima."""
+
+    def unscaled_terms(self, params: Any) -> frozenset[str]:
+        """Terms added after :attr:`multiplier` is applied (default none: it scales every term)."""
+        return frozenset()
 
     @abstractmethod
     def score_group(self, responses: list[str], gt: dict, params: Any, ctx: GroupContext) -> list[dict[str, float]]:
@@ -276,10 +282,13 @@ def max_score(name: str, params: Any = None, **overrides: Any) -> float:
     return score_range(name, params, **overrides)[1]
 
 
-def _combine(reward: Reward, terms: dict[str, Term], components: dict[str, float]) -> dict[str, float]:
-    total = sum(term.weight * components[key] for key, term in terms.items())
+def _combine(reward: Reward, terms: dict[str, Term], components: dict[str, float],
+             unscaled: frozenset[str] = frozenset()) -> dict[str, float]:
+    total = sum(term.weight * components[key] for key, term in terms.items() if key not in unscaled)
     if reward.multiplier is not None:
         total *= components[reward.multiplier]
+    if unscaled:
+        total += sum(terms[key].weight * components[key] for key in terms if key in unscaled)
     out = {"score": float(total)}
     out.update({key: float(value) for key, value in components.items()})
     return out
@@ -312,7 +321,8 @@ def score_with(
     if not texts:
         return []
     terms = reward.terms(params)
-    return [_combine(reward, terms, comps) for comps in reward.score_group(texts, gt, params, ctx)]
+    unscaled = frozenset(reward.unscaled_terms(params)) if reward.multiplier is not None else frozenset()
+    return [_combine(reward, terms, comps, unscaled) for comps in reward.score_group(texts, gt, params, ctx)]
 
 
 def compute_group(

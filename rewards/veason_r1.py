@@ -23,6 +23,11 @@ Answer: ``<answer>{"keyframe_timestamp": int, "bbox_2d_list": [[x1,y1,x2,y2], ..
   per-frame IoU against ``frame_masks`` (both empty -> 1). 0 when the
   timestamp is invalid.
 
+Malformed boxes (:mod:`rewards.cues`: reversed, no pixel in the input image, or not 4
+finite numbers) score 0 on every term: a parsed one is blanked (NaN, IoU 0) before the
+spatial matching, so it is never a temporal seed and never reaches the segmenter; each is
+counted in the per-response marker ``malformed_cues``.
+
 Ground truth: see :mod:`rewards.gt`. The temporal term needs ``frame_paths``,
 ``frame_masks``, a segmenter and a propagator; otherwise it is 0 and the
 marker ``temporal_available`` is 0.0 (a logged, counted skip). Batching per
@@ -33,6 +38,7 @@ chosen keyframe, the propagator once per distinct (keyframe, mask).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from rewards import gt as gt_mod
+from rewards.cues import malformed_box_rows
 from rewards.geometry import box_iou_matrix, mask_iou
 from rewards.matching import hungarian_max
 from rewards.params import VeasonR1Params
@@ -262,6 +269,9 @@ class VeasonR1Reward(Reward):
         answers = [parse_veason(r, truth, p) for r in responses]
         out, requests = [], []
         for answer in answers:
+            bad, malformed = malformed_box_rows(answer.boxes, answer.boxes_valid, truth.size_wh)
+            if bad.any():
+                answer = dataclasses.replace(answer, boxes=np.where(bad[:, None], np.nan, answer.boxes))
             keyframe = spatial = 0.0
             request = None
             if answer.index is not None:
@@ -275,6 +285,7 @@ class VeasonR1Reward(Reward):
                 "keyframe": keyframe,
                 "spatial": spatial,
                 "keyframe_valid": float(answer.index is not None),
+                "malformed_cues": float(malformed),
             })
         temporal = _Temporal(truth, ctx)
         scores = temporal.scores(requests) if temporal.available else [0.0] * len(out)

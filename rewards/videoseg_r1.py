@@ -1,13 +1,18 @@
-"""VideoSeg-R1 reward: VisionReasoner reward + mask IoU + negative-point reward, times a soft length factor.
+"""VideoSeg-R1 reward (Eq. 5-8): the original reward times a soft length factor, plus the negative-point reward.
 
 ``score = length_scale * (think_format + answer_format + accuracy + non_repeat
-+ w_mask * mask_iou + w_neg * negative_point)``; max 9 with the defaults.
++ w_mask * mask_iou) + w_neg * negative_point``; max 8 with the defaults.
 
-* Base terms: :mod:`rewards.visionreasoner` with ``params.base``.
+* Base terms: :mod:`rewards.visionreasoner` with ``params.base``. The paper's segmentation
+  accuracy is mask IoU + point L1 + box L1, so ``base.alpha_iou`` defaults to 0 here and
+  ``accuracy`` (0..2) holds the box-L1 and point sub-terms; ``mask_iou`` is the third.
+  ``base.alpha_iou = 1`` keeps the box-IoU sub-term as well (the earlier behaviour, max 9).
+* Eq. 8 scales R_original (format + segmentation accuracy + non-repeat) by the length
+  factor; the paper says nothing of the negative-point term there, so it is added outside
+  the factor unless ``length_scale_negative_point`` (the earlier behaviour: every term scaled).
 * ``mask_iou`` 0..1: the segmenter is prompted on the keyframe (``image_path``
   resized to the input size) with each answer item's cues (box, ``point_2d``
-  positive, ``neg_point_2d`` negative; sanitised by
-  :func:`rewards.vision.resolve.object_prompt`); the IoU of the union mask vs the GT
+  positive, ``neg_point_2d`` negative); the IoU of the union mask vs the GT
   union mask (both empty -> 1). One ``segment`` call scores all n responses of
   a group (the image is encoded once); none when no response yields a cue.
 * ``negative_point`` 0..1: K = number of answer items (after capping) that
@@ -15,7 +20,13 @@
   to the GT masks satisfies ``0 < d <= tau_neg`` adds 1/K; a malformed one, or
   one inside/on the mask (d = 0) adds 0; K = 0 gives 0. The VideoSeg-R1
   paper ("Negative Point Distance Reward") specifies the L1 distance
-  (docs/rewards.md#videoseg-r1). Points are rounded to the nearest pixel; points outside the image add their L1 distance to the border.
+  (docs/rewards.md#videoseg-r1). Points are rounded to the nearest pixel; a point outside
+  the image is malformed and adds 0.
+* Malformed cues (:mod:`rewards.cues`): a box that is non-finite, reversed or has no
+  pixel in the image, a point that is non-finite or outside the image, scores 0 on every
+  term: its row is blanked (NaN) before the accuracy term, it is not given to the
+  segmenter (an item with a malformed box is not prompted: its object's mask is empty),
+  and it is counted in the marker ``malformed_cues`` (per response).
 * ``length_scale`` (Eq. 7-8): ``s = 1 - beta * (L_used - L_budget)`` when
   ``L_used > L_budget`` else 1, clamped to [0, 1]. ``L_budget`` = budget_easy /
   budget_medium / budget_hard for ``D < tau_easy`` / between / ``D >= tau_hard``
@@ -27,7 +38,8 @@
 Availability markers (never weighted): ``mask_iou_available`` is 0.0 when the
 ground truth lacks ``masks`` or ``image_path`` or no segmenter is available
 (``mask_iou`` is then 0); ``negative_point_available`` is 0.0 without
-``masks``. Informational: ``reasoning_tokens``, ``token_budget``, ``difficulty``.
+``masks``. Informational: ``reasoning_tokens``, ``token_budget``, ``difficulty``,
+``malformed_cues``.
 """
 
 from __future__ import annotations
@@ -38,13 +50,15 @@ from typing import Any
 import numpy as np
 
 from rewards import gt as gt_mod
+from rewards.cues import answer_cues, blank_malformed
 from rewards.geometry import l1_distance_to_mask, l1_distance_transform, mask_iou
 from rewards.grounding import GroundingAnswer, parse_grounding_group
 from rewards.params import VideoSegR1Params
 from rewards.parsing import NEG_POINT_KEY, coerce_vector, extract_think, whitespace_tokens
 from rewards.registry import GroupContext, Reward, Term, register_reward
 from rewards.vision.base import ObjectPrompt
-from rewards.vision.resolve import load_rgb_resized, note_skip, object_prompt, resolve_segmenter, run_segmenter
+from rewards.vision.prompts import point_defect
+from rewards.vision.resolve import load_rgb_resized, note_skip, resolve_segmenter, run_segmenter
 from rewards.visionreasoner import visionreasoner_group_components, visionreasoner_terms
 
 
@@ -84,30 +98,17 @@ def negative_points(answer: GroundingAnswer) -> tuple[int, np.ndarray]:
 
 
 def negative_point_score(answer: GroundingAnswer, truth: MaskTruth, tau_neg: float) -> float:
-    """Fraction of negative points with ``0 < L1 distance to the GT union <= tau_neg``."""
+    """Fraction of negative points with ``0 < L1 distance to the GT union <= tau_neg`` (malformed ones,
+    non-finite or outside the image, add 0)."""
     k, pts = negative_points(answer)
     if k == 0 or truth.union is None:
         return 0.0
+    h, w = truth.union.shape
+    pts[[point_defect(pt, h, w) is not None for pt in pts]] = np.nan
     d = l1_distance_to_mask(pts, truth.union, truth.transform)
     with np.errstate(invalid="ignore"):
         good = (d > 0) & (d <= tau_neg)
     return float(np.count_nonzero(good)) / k
-
-
-def prompts_for(answer: GroundingAnswer, size_wh: tuple[int, int]) -> list[ObjectPrompt]:
-    """Sanitised segmenter prompts of an answer's items (items without any valid cue are dropped)."""
-    prompts = []
-    for i, item in enumerate(answer.items):
-        if not isinstance(item, dict):
-            continue
-        parsed = answer.parsed
-        box = parsed.boxes[i] if parsed.box_valid[i] else None
-        point = parsed.points[i] if parsed.point_valid[i] else None
-        neg = coerce_vector(item.get(NEG_POINT_KEY), 2)
-        prompt = object_prompt(box, point, None if neg is None else np.asarray(neg), size_wh)
-        if prompt is not None:
-            prompts.append(prompt)
-    return prompts
 
 
 def token_budget(difficulty: float, p: VideoSegR1Params) -> int:
@@ -143,8 +144,9 @@ def reasoning_tokens(response: str, think_tokens: Any, response_length: Any) -> 
     return whitespace_tokens(extract_think(response))
 
 
-def _mask_ious(answers: list[GroundingAnswer], truth: MaskTruth, ctx: GroupContext) -> list[float] | None:
-    """Mask IoU per response with one segmenter call, or None when unavailable (counted skip)."""
+def _mask_ious(prompt_sets: list[list[ObjectPrompt]], truth: MaskTruth, ctx: GroupContext) -> list[float] | None:
+    """Mask IoU per response (its prompts, malformed cues left out) with one segmenter call, or None
+    when unavailable (counted skip)."""
     if truth.union is None:
         note_skip("videoseg_r1.mask_iou: ground truth has no 'masks'")
         return None
@@ -155,10 +157,9 @@ def _mask_ious(answers: list[GroundingAnswer], truth: MaskTruth, ctx: GroupConte
     if segmenter is None:
         note_skip("videoseg_r1.mask_iou: no segmenter (pass one or provide rewards.vision.factory)")
         return None
-    prompt_sets = [prompts_for(a, truth.size_wh) for a in answers]
     if not any(prompt_sets):
         empty = np.zeros_like(truth.union)
-        return [mask_iou(empty, truth.union)] * len(answers)
+        return [mask_iou(empty, truth.union)] * len(prompt_sets)
     image = load_rgb_resized(truth.image_path, truth.size_wh)
     masks = run_segmenter(segmenter, image, prompt_sets)
     return [mask_iou(m, truth.union) for m in masks]
@@ -187,6 +188,10 @@ class VideoSegR1Reward(Reward):
         terms["negative_point"] = Term(p.weight_negative_point, 1.0)
         return terms
 
+    def unscaled_terms(self, p: VideoSegR1Params) -> frozenset[str]:
+        """The negative-point term stays outside the length factor (Eq. 8) unless ``length_scale_negative_point``."""
+        return frozenset() if p.length_scale_negative_point else frozenset({"negative_point"})
+
     def score_group(self, responses: list[str], gt: dict, p: VideoSegR1Params, ctx: GroupContext) -> list[dict[str, float]]:
         gt_boxes, gt_points = gt_mod.objects(gt)
         truth = MaskTruth.from_gt(gt)
@@ -194,8 +199,9 @@ class VideoSegR1Reward(Reward):
         budget = token_budget(difficulty, p)
         group = parse_grounding_group(responses, p.base.max_objects, p.base.strict_numeric_format)
         answers = group.answers
-        ious = _mask_ious(answers, truth, ctx)
-        out = visionreasoner_group_components(responses, group, gt_boxes, gt_points, p.base)
+        cues = [answer_cues(a, truth.size_wh) for a in answers]
+        ious = _mask_ious([c.prompts for c in cues], truth, ctx)
+        out = visionreasoner_group_components(responses, blank_malformed(group, cues), gt_boxes, gt_points, p.base)
         for i, (response, answer, comps) in enumerate(zip(responses, answers, out)):
             used = reasoning_tokens(response, ctx.think_tokens[i], ctx.response_lengths[i])
             comps.update({
@@ -204,6 +210,7 @@ class VideoSegR1Reward(Reward):
                 "length_scale": length_scale(used, budget, p),
                 "mask_iou_available": float(ious is not None),
                 "negative_point_available": float(truth.union is not None),
+                "malformed_cues": float(cues[i].malformed),
                 "reasoning_tokens": float(used),
                 "token_budget": float(budget),
                 "difficulty": difficulty,

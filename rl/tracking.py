@@ -220,7 +220,7 @@ class Tracker:
         ``views``: one per row, the row's keyframe with the response's boxes / points and the GT
         boxes (:class:`rl.sample_views.SampleView`, an ``H x W x 3`` uint8 array, or None); W&B gets
         them as the table's first column, ``image``; ``samples.jsonl`` only the image path
-        (``image``) of each view that has one."""
+        (``image``, relative to the run directory when inside it) of each view that has one."""
         if views is not None and len(views) != len(rows):
             raise ValueError(f"log_samples({table!r}): {len(rows)} rows but {len(views)} views")
         with self.samples_path.open("a") as f:
@@ -228,7 +228,7 @@ class Tracker:
                 line = {"step": step, "table": table, **{k: _jsonable(v) for k, v in row.items()}}
                 path = getattr(views[i], "image_path", None) if views is not None else None
                 if path:
-                    line.setdefault("image", str(path))
+                    line.setdefault("image", self._relative(path))
                 f.write(json.dumps(line) + "\n")
         if self._to_wandb(step) and rows:
             import wandb
@@ -242,6 +242,13 @@ class Tracker:
                 data = [[image, *cells] for image, cells in zip(table_images(wandb, views), data)]
             with staging_in(self.wandb_dir, self.offline):
                 self._wandb.log({table: wandb.Table(columns=columns, data=data)}, step=step)
+
+    def _relative(self, path: str | Path) -> str:
+        """``path`` relative to the run directory when it lies inside it (a run directory can move)."""
+        try:
+            return str(Path(path).resolve().relative_to(self.run_dir.resolve()))
+        except ValueError:
+            return str(path)
 
     def log_overlays(self, name: str, overlays: Sequence[Any], step: int) -> list[Path]:
         """Evaluation overlays (:class:`rl.eval.overlays.Overlay`, one per expression).

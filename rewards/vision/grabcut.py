@@ -9,8 +9,9 @@ is probable background except a probable-foreground disc of ``point_only_radius`
 on that seed region plus a context margin (faster, and a local background colour
 model), and the object masks of a prompt set are OR'd.
 
-Degenerate cues never raise: boxes out of the image or reversed, points out of the
-image, objects with nothing left are skipped and counted in :attr:`stats`; boxes
+Degenerate cues never raise: malformed cues (the rule of :mod:`rewards.vision.prompts`:
+non-finite, reversed boxes, boxes with no pixel in the image, points outside the image)
+are dropped, objects with nothing left are skipped, all counted in :attr:`stats`; boxes
 thinner than ``min_box_side`` pixels are filled rather than segmented.
 """
 

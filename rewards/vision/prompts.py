@@ -1,10 +1,22 @@
 """Validation and normalisation of segmenter inputs shared by every backend.
 
 Model outputs become :class:`~rewards.vision.base.ObjectPrompt` objects, so
-prompts may be degenerate (reversed or non-finite boxes, points outside the
-image). Those are *skipped and counted*, never raised on; only programming
-errors (wrong image dtype/shape, points and labels of different lengths, labels
-other than 0/1) raise a ``ValueError`` that names the offending value.
+prompts may carry malformed cues. **The malformed-cue rule** (one rule for the
+backends and for every reward term, docs/rewards.md#malformed-cues):
+
+* a box ``[x1, y1, x2, y2]`` is malformed when a coordinate is not finite, when it
+  is reversed (``x2 < x1`` or ``y2 < y1``), or when none of its pixels lies in the
+  image (:func:`box_defect`). Boxes cover pixels ``x1..x2`` x ``y1..y2`` inclusive
+  (the +1-pixel convention), so a finite box that is not reversed has an area of at
+  least one pixel (``x1 == x2`` is one pixel column): the zero-area boxes are exactly
+  the reversed ones;
+* a point is malformed when a coordinate is not finite or its nearest pixel (half-up
+  rounding) is outside the image (:func:`point_defect`).
+
+Malformed cues are *dropped before the model sees them and counted*, never raised
+on; a box partly outside the image is clipped into it (:func:`clip_box`). Only
+programming errors (wrong image dtype/shape, points and labels of different
+lengths, labels other than 0/1) raise a ``ValueError`` that names the offending value.
 """
 
 from __future__ import annotations
@@ -60,26 +72,73 @@ class CleanPrompt:
     labels: np.ndarray
 
 
-def clean_prompt(prompt: ObjectPrompt, stats: Counter) -> CleanPrompt:
-    """Drop non-finite or reversed boxes and non-finite points, counting each drop in ``stats``.
+def box_defect(box: Sequence[float], height: int | None = None, width: int | None = None) -> str | None:
+    """Why ``box`` ``[x1, y1, x2, y2]`` is malformed: ``"non_finite"``, ``"reversed"`` or
+    ``"outside_image"`` (no pixel of it in a ``height x width`` image); None if usable.
 
-    Counters: ``boxes_dropped`` (non-finite or ``x2 < x1`` / ``y2 < y1``), ``points_dropped``.
+    Without the image size only the first two are checked.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+        return "non_finite"
+    if x2 < x1 or y2 < y1:
+        return "reversed"
+    if height is not None and width is not None and box_to_pixel_slice((x1, y1, x2, y2), height, width) is None:
+        return "outside_image"
+    return None
+
+
+def point_defect(point: Sequence[float], height: int | None = None, width: int | None = None) -> str | None:
+    """Why ``point`` ``(x, y)`` is malformed: ``"non_finite"`` or ``"outside_image"`` (its half-up
+    rounded pixel is not in a ``height x width`` image); None if usable."""
+    x, y = (float(v) for v in point)
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return "non_finite"
+    if height is not None and width is not None:
+        px, py = round_half_up(x), round_half_up(y)
+        if not (0 <= px < width and 0 <= py < height):
+            return "outside_image"
+    return None
+
+
+def clip_box(box: Sequence[float], height: int, width: int) -> tuple[float, float, float, float]:
+    """A usable box clipped into ``[0, width - 1] x [0, height - 1]`` (covers the same image pixels)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (min(max(x1, 0.0), width - 1.0), min(max(y1, 0.0), height - 1.0),
+            min(max(x2, 0.0), width - 1.0), min(max(y2, 0.0), height - 1.0))
+
+
+def clip_point(point: Sequence[float], height: int, width: int) -> tuple[float, float]:
+    """A usable point clipped into ``[0, width - 1] x [0, height - 1]``."""
+    return min(max(float(point[0]), 0.0), width - 1.0), min(max(float(point[1]), 0.0), height - 1.0)
+
+
+def clean_prompt(prompt: ObjectPrompt, stats: Counter, height: int | None = None, width: int | None = None) -> CleanPrompt:
+    """Drop the malformed cues of ``prompt`` (module docstring), counting each drop in ``stats``.
+
+    Counters: ``boxes_dropped`` (non-finite or reversed), ``points_dropped`` (non-finite)
+    and, when the image size is given, ``boxes_outside_image`` / ``points_outside_image``;
+    with the size the kept box and points are also clipped into the image. Without it
+    (GrabCut and the box filler check the image bounds themselves, with the same rule)
+    only non-finite and reversed cues are dropped.
     """
     check_prompt(prompt)
+    sized = height is not None and width is not None
     box = None
     if prompt.box is not None:
-        x1, y1, x2, y2 = (float(v) for v in prompt.box)
-        if all(math.isfinite(v) for v in (x1, y1, x2, y2)) and x2 >= x1 and y2 >= y1:
-            box = (x1, y1, x2, y2)
+        defect = box_defect(prompt.box, height, width)
+        if defect is None:
+            box = clip_box(prompt.box, height, width) if sized else tuple(float(v) for v in prompt.box)
         else:
-            stats["boxes_dropped"] += 1
+            stats["boxes_outside_image" if defect == "outside_image" else "boxes_dropped"] += 1
     pts, labs = [], []
-    for (x, y), lab in zip(prompt.points, prompt.labels):
-        if math.isfinite(float(x)) and math.isfinite(float(y)):
-            pts.append((float(x), float(y)))
+    for point, lab in zip(prompt.points, prompt.labels):
+        defect = point_defect(point, height, width)
+        if defect is None:
+            pts.append(clip_point(point, height, width) if sized else (float(point[0]), float(point[1])))
             labs.append(int(lab))
         else:
-            stats["points_dropped"] += 1
+            stats["points_outside_image" if defect == "outside_image" else "points_dropped"] += 1
     points = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
     return CleanPrompt(box=box, points=points, labels=np.asarray(labs, dtype=np.int64))
 

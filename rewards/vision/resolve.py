@@ -5,9 +5,11 @@
   (``default_segmenter()`` / ``default_propagator()``, built on first use, cached),
   else None. A missing model is a logged, counted skip (:func:`note_skip`, :data:`SKIP_COUNTS`).
 * :func:`load_rgb_resized`: keyframe / frame images resized to the model input size.
-* :func:`object_prompt`: sanitised SAM-style cues from parsed answer cues
-  (finite, box corners sorted, clipped into the image), so no model ever sees
-  a NaN or an out-of-image coordinate produced by the policy.
+* :func:`object_prompt`: SAM-style cues from parsed answer cues under the
+  malformed-cue rule of :mod:`rewards.vision.prompts` (an object whose box is
+  malformed is not prompted at all, malformed points are left out; boxes partly
+  outside the image are clipped into it), so no model ever sees a NaN,
+  a reversed box or an out-of-image coordinate produced by the policy.
 * :func:`run_segmenter`: one checked ``Segmenter.segment`` call.
 """
 
@@ -22,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from rewards.vision.base import ObjectPrompt, Propagator, Segmenter
+from rewards.vision.prompts import box_defect, clip_box, clip_point, point_defect
 from rewards.vision.factory import default_propagator, default_segmenter
 
 logger = logging.getLogger("rewards")
@@ -83,27 +86,30 @@ def load_rgb_resized(path: str | Path, size_wh: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"ground-truth image {path} cannot be read: {exc}") from exc
 
 
-def _clip_point(point: np.ndarray, w: int, h: int) -> tuple[float, float]:
-    return float(np.clip(point[0], 0, w - 1)), float(np.clip(point[1], 0, h - 1))
-
-
 def object_prompt(
     box: np.ndarray | None, point: np.ndarray | None, neg_point: np.ndarray | None, size_wh: tuple[int, int]
 ) -> ObjectPrompt | None:
-    """One object's cues (each ``None`` or finite) -> an image-bounded :class:`ObjectPrompt`, or None if no cue."""
+    """One object's cues -> an image-bounded :class:`ObjectPrompt`, or None when nothing may be prompted.
+
+    box ``4``, point / neg_point ``2`` (x, y) in the pixels of a ``size_wh = (W, H)`` image;
+    None = the answer has no such cue; a NaN row stands for a cue that is present but did
+    not parse. The malformed-cue rule (:mod:`rewards.vision.prompts`): a malformed box
+    (non-finite, reversed, no pixel in the image) means the object is not prompted at all
+    (None: its mask is empty, whatever its points); a malformed point or negative point is
+    left out. Kept cues are clipped into the image. The callers count the malformed cues
+    (:mod:`rewards.cues`).
+    """
     w, h = size_wh
-    out_box = None
-    if box is not None and np.all(np.isfinite(box)):
-        x1, x2 = sorted((float(np.clip(box[0], 0, w - 1)), float(np.clip(box[2], 0, w - 1))))
-        y1, y2 = sorted((float(np.clip(box[1], 0, h - 1)), float(np.clip(box[3], 0, h - 1))))
-        out_box = (x1, y1, x2, y2)
+    if box is not None and box_defect(box, h, w) is not None:
+        return None
     points, labels = [], []
     for cue, label in ((point, 1), (neg_point, 0)):
-        if cue is not None and np.all(np.isfinite(cue)):
-            points.append(_clip_point(cue, w, h))
+        if cue is not None and point_defect(cue, h, w) is None:
+            points.append(clip_point(cue, h, w))
             labels.append(label)
-    if out_box is None and not points:
+    if box is None and not points:
         return None
+    out_box = None if box is None else clip_box(box, h, w)
     return ObjectPrompt(box=out_box, points=tuple(points), labels=tuple(labels))
 
 

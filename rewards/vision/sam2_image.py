@@ -35,12 +35,17 @@ def image_key(image: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def prompt_tokens(prompt: ObjectPrompt, stats: Counter) -> tuple[np.ndarray, np.ndarray] | None:
+def prompt_tokens(
+    prompt: ObjectPrompt, stats: Counter, height: int | None = None, width: int | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
     """SAM2 prompt tokens of one object: ``(L x 2 float32 coords (x, y), L int32 labels)``, or None if empty.
 
     The box becomes two corner tokens (labels 2, 3) placed first, as SAM2's predictor does.
+    Malformed cues (:mod:`rewards.vision.prompts`: non-finite, reversed, or outside the
+    ``height x width`` image when the size is given) are dropped and counted in ``stats``;
+    a box partly outside the image is clipped into it.
     """
-    clean = clean_prompt(prompt, stats)
+    clean = clean_prompt(prompt, stats, height, width)
     coords, labels = [], []
     if clean.box is not None:
         x1, y1, x2, y2 = clean.box
@@ -71,7 +76,9 @@ class Sam2ImageSegmenter:
             except ``image_size``, which must match it).
 
     :attr:`stats` counts ``embeddings_computed``, ``cache_hits``, ``decoder_calls``,
-    ``objects_decoded``, ``objects_skipped`` (no usable cue), ``boxes_dropped``, ``points_dropped``.
+    ``objects_decoded``, ``objects_skipped`` (no usable cue), ``boxes_dropped`` (non-finite or
+    reversed), ``boxes_outside_image``, ``points_dropped`` (non-finite), ``points_outside_image``:
+    malformed cues never reach SAM2 (the rule of :mod:`rewards.vision.prompts`).
     Not thread-safe: one instance per reward worker (Ray actors call it serially).
     Cached embeddings cost about ``256*(S/16)^2 + 32*(S/4)^2 + 64*(S/8)^2`` floats each
     (~16 MB at S = 1024).
@@ -163,7 +170,7 @@ class Sam2ImageSegmenter:
         objects = unique_prompts(prompt_sets)
         tokens: dict[PromptKey, tuple[np.ndarray, np.ndarray]] = {}
         for key, prompt in objects.items():
-            tok = prompt_tokens(prompt, self.stats)
+            tok = prompt_tokens(prompt, self.stats, height, width)
             if tok is None:
                 self.stats["objects_skipped"] += 1
             else:

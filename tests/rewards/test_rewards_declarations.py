@@ -86,7 +86,7 @@ def test_docs_table_is_current():
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "rewards.md").read_text()
     assert registry.reward_table() in doc, "regenerate it: rewards.registry.reward_table()"
-    assert "| `videoseg_r1` | `VideoSegR1Params` | `objects` | ktg | segmenter | 9 |" in registry.reward_table()
+    assert "| `videoseg_r1` | `VideoSegR1Params` | `objects` | ktg | segmenter | 8 |" in registry.reward_table()
 
 
 def test_missing_key_is_reported_before_scoring():

@@ -47,9 +47,11 @@ def test_score_is_weighted_combination(name):
     terms = reward.terms(params)
     for response in RESPONSES:
         result = compute(name, response, GT[name], params=params, use_default_models=False)
-        expected = sum(t.weight * result[k] for k, t in terms.items())
+        unscaled = reward.unscaled_terms(params) if reward.multiplier else frozenset()
+        expected = sum(t.weight * result[k] for k, t in terms.items() if k not in unscaled)
         if reward.multiplier:
             expected *= result[reward.multiplier]
+        expected += sum(t.weight * result[k] for k, t in terms.items() if k in unscaled)
         assert result["score"] == pytest.approx(expected)
         assert all(0.0 <= result[k] <= t.max_value + 1e-12 for k, t in terms.items())
 
@@ -76,10 +78,16 @@ def test_nested_params():
     p = build_params("videoseg_r1", iou_threshold=0.9, **{"base.max_objects": 3}, tau_neg=10)
     assert isinstance(p, VideoSegR1Params) and p.base.iou_threshold == 0.9 and p.base.max_objects == 3
     assert p.tau_neg == 10.0 and isinstance(p.tau_neg, float)
-    p = build_params("videoseg_r1", {"base": {"alpha_iou": 0.0}, "beta": 0.01})
-    assert p.base.alpha_iou == 0.0 and p.beta == 0.01
-    assert max_score("videoseg_r1", RewardParams().videoseg_r1) == 9.0
-    assert score_range("videoseg_r1") == (0.0, 9.0)
+    p = build_params("videoseg_r1", {"base": {"alpha_iou": 1.0}, "beta": 0.01})
+    assert p.base.alpha_iou == 1.0 and p.beta == 0.01
+    assert max_score("videoseg_r1", p) == 9.0
+    # A partial nested mapping keeps the owner's defaults for the keys it does not give:
+    # VideoSeg-R1's base has alpha_iou = 0 (the paper's accuracy), dense grounding's the VisionReasoner 1.
+    p = build_params("videoseg_r1", {"base": {"iou_threshold": 0.6}})
+    assert (p.base.iou_threshold, p.base.alpha_iou) == (0.6, 0.0)
+    assert build_params("dense_grounding", {"base": {"iou_threshold": 0.6}}).base.alpha_iou == 1.0
+    assert max_score("videoseg_r1", RewardParams().videoseg_r1) == 8.0
+    assert score_range("videoseg_r1") == (0.0, 8.0)
 
 
 def test_unknown_and_bad_params():

@@ -40,7 +40,8 @@ def test_hand_computed_components(gt):
     # ts 5 (area 100 = max), exact box; copy-propagated mask IoUs per frame: 0 (GT empty), 1, 50/100.
     r = compute("veason_r1", _resp(5, [BIG]), gt, **_models())
     assert r == pytest.approx({"score": 4.5, "think_format": 1.0, "answer_format": 1.0, "keyframe": 1.0,
-                               "spatial": 1.0, "temporal": 0.5, "keyframe_valid": 1.0, "temporal_available": 1.0})
+                               "spatial": 1.0, "temporal": 0.5, "keyframe_valid": 1.0, "temporal_available": 1.0,
+                               "malformed_cues": 0.0})
     r = compute("veason_r1", _resp(10, [SMALL]), gt, **_models())
     assert (r["keyframe"], r["spatial"], r["temporal"]) == (0.5, 1.0, pytest.approx(0.5))
     # Continuous IoU 0.5, one extra predicted box: 0.5 / 2.

@@ -307,3 +307,17 @@ def test_sft_is_its_own_wandb_run_in_the_grpo_group_finished_before_grpo_starts(
         (1, 2.0, 1), (2, 1.0, 2), (3, 2.0 / 3, 3)]
     assert sft.metrics["sft/*"] == "sft/step"
     assert not any("training/global_step" in r for r in sft.history)
+
+
+def test_sample_image_paths_inside_the_run_directory_are_stored_relative(tmp_path):
+    # Two runs that built their data inside their own directories log the same samples.jsonl lines.
+    lines = []
+    for name in ("a", "b"):
+        run_dir = tmp_path / name
+        (run_dir / "data").mkdir(parents=True)
+        record = {"images": [_keyframe(run_dir / "data")], "ground_truth": {"objects": []}}
+        tracker = Tracker(run_dir, TrackingConfig(wandb_mode="disabled"), {}, default_name="t")
+        tracker.log_samples([{"id": "s0", "score": 1.0}], step=1, views=[sample_view(record, "nothing")])
+        tracker.finish()
+        lines.append((run_dir / "samples.jsonl").read_text())
+    assert lines[0] == lines[1] and json.loads(lines[0])["image"] == "data/key.png"

@@ -116,11 +116,18 @@ class KeyValueMemoryStore:
 
     def prune_to(self, max_size: int) -> None:
         """Shrink to at most ``max_size`` elements, dropping the least used ones (the oldest ones
-        when usage is not counted). Survivors keep their order."""
+        when usage is not counted). Survivors keep their order.
+
+        With usage, the rule of the released XMem: with ``r = N - max_size`` elements to drop and
+        ``u_r`` the r-th smallest usage, exactly the elements with usage ``> u_r`` survive, so every
+        element tied with ``u_r`` is dropped too and fewer than ``max_size`` may remain.
+        """
         if self.size <= max_size:
             return
         if self.count_usage:
-            survivors = self.usage().topk(max_size).indices.sort().values
+            usage = self.usage()
+            cut = usage.kthvalue(self.size - max_size).values
+            survivors = usage > cut
         else:
             survivors = torch.arange(self.size - max_size, self.size, device=self.key.device)
         self.keep(survivors)

@@ -31,13 +31,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Optional, Sequence
 
 from rl.eval.samplers.answers import MALFORMED, interval_prompt, parse_interval, parse_position, position_prompt
 from rl.eval.samplers.base import FrameSampler, MLLMClient, SamplerQuery, SamplerResult
 from rl.eval.samplers.frames import uniform_indices
 
-__all__ = ["HTFSParams", "HierarchicalSampler", "average_interval", "keyframe_from_position", "reference_frames"]
+__all__ = ["HTFSParams", "HierarchicalSampler", "average_interval", "keyframe_from_position", "exact_fraction",
+           "reference_frames"]
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,21 @@ def average_interval(intervals: Sequence[tuple[int, int]]) -> tuple[int, int]:
     return start, max(start, end)
 
 
-def keyframe_from_position(segment: tuple[int, int], p_bar: float) -> int:
-    """``start + floor(T_key * p_bar)`` with ``T_key = end - start + 1``, clamped to ``end``."""
+def exact_fraction(value: float | Fraction) -> Fraction:
+    """``value`` as the exact fraction it was written as: a position answer is a percentage with a
+    few decimals, so the float's nearest fraction with a denominator up to 10^6 (``0.58`` -> 29/50)."""
+    return value if isinstance(value, Fraction) else Fraction(value).limit_denominator(10 ** 6)
+
+
+def keyframe_from_position(segment: tuple[int, int], p_bar: float | Fraction) -> int:
+    """``start + floor(T_key * p_bar)`` with ``T_key = end - start + 1``, clamped to ``end``.
+
+    Computed in exact arithmetic: in floating point ``50 * 0.58`` is ``28.999...`` and the floor
+    would land one frame early whenever the product is an exact integer.
+    """
     start, end = segment
     t_key = end - start + 1
-    return min(start + int(math.floor(t_key * p_bar)), end)
+    return min(start + math.floor(t_key * exact_fraction(p_bar)), end)
 
 
 def reference_frames(num_frames: int, segment: tuple[int, int], keyframe: int, stride: int, max_count: int) -> list[int]:
@@ -167,7 +179,7 @@ class HierarchicalSampler(FrameSampler):
         asked = [i for i, s in enumerate(states) if s.query.num_frames > 1]
         answers = self.client.ask([self._record(states[i].query, states[i].segment, False) for i in asked],
                                   n=p.num_positions, temperature=p.temperature)
-        p_bars: dict[int, float] = {}
+        p_bars: dict[int, Fraction] = {}
         for i, group in zip(asked, answers):
             scored = []
             for answer in group:
@@ -177,16 +189,16 @@ class HierarchicalSampler(FrameSampler):
                     scored.append((answer.logprob, parsed.value))
             if scored:
                 scored.sort(key=lambda item: item[0], reverse=True)   # stable: ties keep answer order
-                top = [value for _, value in scored[: p.top_m]]
-                p_bars[i] = sum(top) / len(top)
+                top = [exact_fraction(value) for _, value in scored[: p.top_m]]
+                p_bars[i] = sum(top, Fraction(0)) / len(top)
             else:
                 self.fallback(results[i], "position_default")
-                p_bars[i] = 0.5
+                p_bars[i] = Fraction(1, 2)
         for i, state in enumerate(states):
             result = results[i]
             result.segment = state.segment
             result.levels = state.levels
-            result.keyframe = keyframe_from_position(state.segment, p_bars.get(i, 0.0))
+            result.keyframe = keyframe_from_position(state.segment, p_bars.get(i, Fraction(0)))
             result.reference_frames = reference_frames(
                 state.query.num_frames, state.segment, result.keyframe, p.reference_stride, p.max_reference_frames)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -110,6 +112,41 @@ def test_empty_prompt_sets_need_no_embedding(segmenter):
     assert [m.any() for m in out] == [False, False]
     assert segmenter.stats["embeddings_computed"] == 0
     assert segmenter.stats["objects_skipped"] == 1 and segmenter.stats["boxes_dropped"] == 1
+
+
+def test_malformed_cues_never_reach_sam2(segmenter):
+    """Off-image box / point dropped and counted, a box partly outside clipped (one call per set, so
+    each decode is a batch of one and the masks compare exactly)."""
+    img = image(10)                                             # 96 x 120
+    (reference,) = segmenter.segment(img, [[ObjectPrompt(box=(0, 12, 60, 70))]])
+    (clipped_with_outside_point,) = segmenter.segment(
+        img, [[ObjectPrompt(box=(-20, 12, 60, 70), points=((500.0, 20.0),), labels=(1,))]])
+    assert np.array_equal(clipped_with_outside_point, reference)
+    assert segmenter.stats["points_outside_image"] == 1
+    (off_image,) = segmenter.segment(img, [[ObjectPrompt(box=(130, 10, 200, 50))]])   # columns >= 120
+    assert not off_image.any()
+    assert segmenter.stats["boxes_outside_image"] == 1 and segmenter.stats["objects_skipped"] == 1
+    assert segmenter.stats["objects_decoded"] == 2
+
+
+def test_videoseg_r1_prompts_sam2_with_the_valid_object_only(shared_model, tmp_path):
+    """Mask-IoU path with SAM2 (random weights): the reversed and the off-image items of an answer are
+    not decoded; the answer scores the mask IoU of its valid item alone and counts 2 malformed cues."""
+    from rewards import compute_group
+    from tests.rewards.rewards_fakes import box_mask, rle, write_image
+
+    w, h = 40, 30
+    gt = {"objects": [{"bbox_2d": [10, 5, 19, 14], "point_2d": [15, 10]}],
+          "masks": [rle(box_mask((h, w), [10, 5, 19, 14]))],
+          "image_path": write_image(tmp_path / "key.png", (w, h)), "input_size": [w, h]}
+    valid = {"bbox_2d": [10, 5, 19, 14], "point_2d": [15, 10]}
+    mixed = [valid, {"bbox_2d": [30, 25, 22, 20], "point_2d": [26, 22]}, {"bbox_2d": [45, 2, 60, 8]}]
+    responses = [f"<think>t</think><answer>{json.dumps(items)}</answer>" for items in ([valid], mixed)]
+    seg = Sam2ImageSegmenter(image_size=IMAGE_SIZE, model=shared_model)
+    only_valid, with_malformed = compute_group("videoseg_r1", responses, gt, segmenter=seg)
+    assert seg.stats["objects_decoded"] == 1 and seg.stats["embeddings_computed"] == 1
+    assert with_malformed["mask_iou"] == only_valid["mask_iou"]
+    assert (only_valid["malformed_cues"], with_malformed["malformed_cues"]) == (0.0, 2.0)
 
 
 @pytest.mark.slow

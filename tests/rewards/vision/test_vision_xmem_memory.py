@@ -228,6 +228,16 @@ def test_pruning_keeps_the_most_used_elements_in_order() -> None:
     torch.testing.assert_close(store.usage(), usage[expected])
 
 
+def test_pruning_drops_every_element_tied_at_the_cut_as_the_released_xmem() -> None:
+    store = KeyValueMemoryStore(count_usage=True)
+    store.add(torch.arange(6.0).view(1, 1, 6), torch.ones(1, 1, 6), torch.zeros(1, 1, 6))
+    store.update_usage(torch.tensor([0.5, 0.2, 0.2, 0.2, 0.9, 0.1]))
+    # 6 -> 4: two to drop; the 2nd smallest usage is 0.2, and only usages > 0.2 survive (elements 0 and 4).
+    store.prune_to(4)
+    assert store.size == 2 and store.key[0, 0].tolist() == [0.0, 4.0]
+    torch.testing.assert_close(store.usage(), torch.tensor([0.5, 0.9]))
+
+
 def test_pruning_without_usage_drops_the_oldest() -> None:
     store = KeyValueMemoryStore(count_usage=False)
     store.add(torch.arange(10.0).view(1, 1, 10), torch.ones(1, 1, 10), torch.zeros(1, 1, 10))

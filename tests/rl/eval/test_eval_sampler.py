@@ -8,6 +8,7 @@ frames are computed by hand in the comments.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -36,6 +37,7 @@ from rl.eval.samplers.hierarchical import (
     HierarchicalSampler,
     HTFSParams,
     average_interval,
+    exact_fraction,
     keyframe_from_position,
     reference_frames,
 )
@@ -164,6 +166,20 @@ def test_htfs_formulas_by_hand():
     assert reference_frames(40, (16, 21), 19, stride=1, max_count=4) == [0, 8, 23, 31]
     assert reference_frames(3, (0, 2), 1, stride=16, max_count=4) == [0]                   # whole video: not the keyframe
 
+
+
+def test_keyframe_from_position_is_exact_on_integer_products():
+    # Brute force against integer arithmetic: p_bar = mean of M answers of k_j percent (2 decimals).
+    # In floating point, 50 * 0.58 = 28.999... and the floor landed one frame early.
+    assert keyframe_from_position((0, 49), 0.58) == 29
+    for t_key in range(1, 61):
+        for hundredths in range(0, 10001, 7):                       # k / 100 percent, 0.00 .. 100.00
+            p = parse_position(f"{hundredths / 100}").value
+            expected = min((t_key * hundredths) // 10000, t_key - 1)
+            assert keyframe_from_position((5, 5 + t_key - 1), p) == 5 + expected, (t_key, hundredths)
+    answers = [parse_position(a).value for a in ("58", "57", "59")]  # mean exactly 58 %
+    mean = sum(exact_fraction(v) for v in answers) / len(answers)
+    assert mean == Fraction(29, 50) and keyframe_from_position((0, 49), mean) == 29
 
 def htfs_script(record: dict, k: int):
     """Level 1 on 0..39: [10, 29] / [12, 31] -> key segment 11..30 (20 frames > 0.25 * 40 = 10, recurse);
