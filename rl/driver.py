@@ -527,12 +527,8 @@ class GRPOTrainer:
             shutil.rmtree(export, ignore_errors=True)
             if export.parent.is_dir() and not any(export.parent.iterdir()):
                 export.parent.rmdir()
-        overlays = result.get("overlays") or []
-        if overlays and hasattr(self.tracker, "log_overlays"):
-            self.tracker.log_overlays("val/overlays", overlays, self.global_step)
-        images = [] if overlays else (result.get("images") or [])
-        if images and hasattr(self.tracker, "log_images"):
-            self.tracker.log_images("val/overlays", images, self.global_step)
+        if result.get("overlays"):
+            self.tracker.log_overlays("val/overlays", result["overlays"], self.global_step)
         return {**result["metrics"], **{k: v for r in extra for k, v in r["metrics"].items()},
                 "val/eval_failures": float(self.eval_failures)}
 

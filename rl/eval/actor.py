@@ -161,17 +161,17 @@ def output_dir(cfg: Config, step: Optional[int] = None) -> str:
 
 def package_result(summary: dict[str, Any], report: PredictReport, out_dir: str, step: Optional[int],
                    num_overlays: Optional[int] = None, dataset: Optional[str] = None) -> dict[str, Any]:
-    """``{"metrics": {val/...}, "overlays": [rl.eval.overlays.Overlay], "images": [sH x sW x 3 uint8],
-    "summary": ..., "out_dir": ..., "step": ...}``: at most ``num_overlays`` overlays (default: all),
-    spread over the videos and scored from ``out_dir/per_expression.csv``; ``images`` are the
-    same overlays drawn into the (enlarged) keyframes. The metrics of an extra set ``dataset`` of
+    """``{"metrics": {val/...}, "overlays": [rl.eval.overlays.Overlay], "summary": ..., "out_dir": ...,
+    "step": ...}``: at most ``num_overlays`` overlays (default: all), spread over the videos and scored
+    from ``out_dir/per_expression.csv`` (``Overlay.blended()`` draws one into its enlarged keyframe,
+    ``sH x sW x 3`` uint8). The metrics of an extra set ``dataset`` of
     ``eval.datasets`` are named ``val/<dataset>/...`` (:func:`metric_prefix`)."""
     from rl.eval.overlays import attach_scores, select_overlays
 
     limit = len(report.overlays) if num_overlays is None else num_overlays
     overlays = select_overlays(report.overlays, limit)
     attach_scores(overlays, Path(out_dir) / "per_expression.csv")
-    return {"metrics": summary_metrics(summary, metric_prefix(dataset)), "overlays": overlays, "images": [o.blended() for o in overlays],
+    return {"metrics": summary_metrics(summary, metric_prefix(dataset)), "overlays": overlays,
             "summary": summary, "out_dir": str(out_dir), "step": step, "dataset": dataset}
 
 

@@ -17,6 +17,7 @@ from data.synthetic import SceneRules, generate_synthetic_dataset
 from data.types import NO_TARGET, REFERRING
 from rl.config import DataConfig, SyntheticConfig
 from rl.eval.datasets import gt_union_areas, open_subset_reader
+from tests.layout_helpers import write_every_layout
 
 CFG = SyntheticConfig(num_videos=3, num_frames=3, height=40, width=48, max_objects=3, seed=5)
 #: layout -> the files one split consists of (relative to the data set root)
@@ -31,13 +32,7 @@ FILES = {
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """``{layout: root}``: train + the evaluation split of every layout."""
-    roots = {}
-    for layout in layouts.LAYOUTS:
-        root = tmp_path_factory.mktemp(layout)
-        for split in ("train", layouts.EVAL_SPLITS[layout]):
-            generate_synthetic_dataset(root, CFG, split, layout=layout)
-        roots[layout] = root
-    return roots
+    return write_every_layout(tmp_path_factory, CFG)
 
 
 def drawn_videos(split: str) -> list[synthetic.SyntheticVideo]:

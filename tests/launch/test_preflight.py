@@ -18,10 +18,10 @@ import pytest
 
 from data import synthetic_layouts as layouts
 from data.readers import open_dataset
-from data.synthetic import generate_synthetic_dataset
 from rl.config import SyntheticConfig, load_config
 from rl.preflight import dataset_problem, hf_folder_problem, preflight, sam2_config_problem
 from rl.run_setup import absolutize
+from tests.layout_helpers import write_every_layout
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = ["recipe=quickstart", "trainer.total_steps=3", "eval.freq=0"]
@@ -61,13 +61,7 @@ def test_hf_folder_needs_config_json_and_weights(tmp_path):
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory):
     """``{layout: root}``: a tiny synthetic data set (train + evaluation split) in each released layout."""
-    roots = {}
-    for layout in layouts.LAYOUTS:
-        root = tmp_path_factory.mktemp(layout)
-        for split in ("train", layouts.EVAL_SPLITS[layout]):
-            generate_synthetic_dataset(root, TINY, split, layout=layout)
-        roots[layout] = root
-    return roots
+    return write_every_layout(tmp_path_factory, TINY)
 
 
 @pytest.mark.parametrize("layout", layouts.LAYOUTS)

@@ -131,7 +131,7 @@ def test_evaluation_overlays_cover_distinct_videos_and_carry_query_and_jf(tmp_pa
         assert item.query == sample.expressions[item.exp_id].text and item.jf == scores[item.key]
         assert item.gt is not None and item.gt.shape == item.pred.shape == item.frame.shape[:2]
         assert f'"{item.query}"' in item.caption() and f"J&F {item.jf:.1f}" in item.caption()
-    assert [img.shape for img in result["images"]] == [(448, 448, 3)] * len(overlays)
+    assert [o.blended().shape for o in result["overlays"]] == [(448, 448, 3)] * len(overlays)
 
 
 # ------------------------------------------------------------------ sample tables

@@ -45,7 +45,7 @@ def test_evaluator_actor_returns_val_metrics_from_checkpoints_and_weights(local_
         assert result["out_dir"].endswith("eval/step_000005")
         assert (Path(result["out_dir"]) / "summary.json").is_file()
         assert result["summary"]["pipeline"]["checkpoint"] == str(policy)
-        assert all(img.dtype == np.uint8 and img.ndim == 3 for img in result["images"])
+        assert all(img.dtype == np.uint8 and img.ndim == 3 for img in (o.blended() for o in result["overlays"]))
 
         # The driver may also push weights (a state dict) instead of exporting a checkpoint.
         from rl.models.loading import load_policy
@@ -69,4 +69,4 @@ def test_two_workers_split_the_videos_and_agree_with_one(local_ray, tmp_path):
     single = EvalWorker(cfg).evaluate(out_dir=str(tmp_path / "one"))       # in-process, no Ray
     assert split["summary"]["num_videos"] == single["summary"]["num_videos"] == 3
     assert split["metrics"]["val/J&F"] == pytest.approx(single["metrics"]["val/J&F"])
-    assert len(split["images"]) <= 2 * cfg.eval.num_overlays
+    assert len(split["overlays"]) <= 2 * cfg.eval.num_overlays
