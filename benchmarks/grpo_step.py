@@ -7,6 +7,8 @@ reward workers, per worker) + reference log-probs + old log-probs + advantages +
 + weight sync. Reward scoring and both log-prob passes run concurrently in the driver.
 
     python benchmarks/grpo_step.py [--steps 8] [key=value overrides for launch.train]
+    python benchmarks/grpo_step.py --bypass [--steps 8]   # step time with vs without the old-log-prob pass
+    python benchmarks/grpo_step.py --mode async [--seeds 0 1 2] [--steps 12]   # one-step off-policy vs sync
 """
 
 from __future__ import annotations
@@ -27,7 +29,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--keep", action="store_true", help="keep the temp run folder")
+    parser.add_argument("--bypass", action="store_true", help="compare algorithm.rollout_correction.bypass_mode="
+                        "true (no old-log-prob pass) with the default, side by side")
+    parser.add_argument("--mode", choices=("overlap", "async"), default="overlap", help="async: one-step "
+                        "off-policy generation vs the synchronous loop, per seed (benchmarks/grpo_async.py)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="--mode async: seeds to run")
     args, overrides = parser.parse_known_args()
+    if args.mode == "async":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from grpo_async import compare
+
+        return compare(args.seeds, args.steps, overrides, args.keep)
+    if args.bypass:
+        return bypass_comparison(args.steps, overrides, args.keep)
     work = Path(tempfile.mkdtemp(prefix="bench_grpo_"))
     cmd = [sys.executable, "-m", "launch.train", "recipe=quickstart", "data.root=data",
            "data.synthetic.num_videos=16", "sft.max_steps=20", f"trainer.total_steps={args.steps}",
@@ -56,6 +70,44 @@ def main() -> int:
     if not args.keep:
         import shutil
 
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def bypass_comparison(steps: int, overrides: list[str], keep: bool) -> int:
+    """Two quickstart runs in one folder (same data, seed and settings), the second with
+    ``algorithm.rollout_correction.bypass_mode=true``: the rollout's log-probs stand in for the
+    old ones, so the actor's old-log-prob pass is skipped. Prints mean step time and phase times
+    of both (first step excluded as warm-up) and the ratio bypass / default last."""
+    import shutil
+    import statistics
+
+    work = Path(tempfile.mkdtemp(prefix="bench_bypass_"))
+    env = dict(os.environ, RAY_TMPDIR=tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+    means: dict[str, dict[str, float]] = {}
+    keys = ["timing_s/step", "timing_s/gen", "timing_s/old_log_prob", "timing_s/ref", "timing_s/update_actor"]
+    for name, extra in (("default", []), ("bypass", ["algorithm.rollout_correction.bypass_mode=true"])):
+        cmd = [sys.executable, "-m", "launch.train", "recipe=quickstart", "data.root=data",
+               "data.synthetic.num_videos=16", "sft.max_steps=20", f"trainer.total_steps={steps}",
+               "trainer.save_freq=0", "trainer.val_freq=0", "trainer.val_before_train=false",
+               "trainer.log_samples_freq=0", "trainer.export_hf=false", "tracking.wandb_mode=disabled",
+               f"trainer.run_dir=run_{name}", *overrides, *extra]
+        print("running:", " ".join(cmd[1:]), flush=True)
+        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+        if proc.returncode:
+            print(proc.stdout[-3000:], proc.stderr[-3000:])
+            return proc.returncode
+        rows = [json.loads(line) for line in (work / f"run_{name}" / "metrics.jsonl").read_text().splitlines()]
+        rows = [r for r in rows if "timing_s/step" in r][1:]          # the first step includes warm-up
+        means[name] = {k: statistics.mean(r.get(k, 0.0) for r in rows) for k in keys}
+        means[name]["critic/score/mean"] = statistics.mean(r["critic/score/mean"] for r in rows)
+    print(f"\n{'run':>8} " + " ".join(f"{k.split('/', 1)[1]:>15}" for k in means["default"]))
+    for name, row in means.items():
+        print(f"{name:>8} " + " ".join(f"{v:>15.3f}" for v in row.values()))
+    ratio = means["bypass"]["timing_s/step"] / means["default"]["timing_s/step"]
+    print(f"\nmean step {means['bypass']['timing_s/step']:.2f}s with bypass vs "
+          f"{means['default']['timing_s/step']:.2f}s with the old-log-prob pass: ratio {ratio:.2f}x")
+    if not keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -4,6 +4,9 @@ Builds (or finds) the training samples and the initial policy (``model.path``, o
 tiny Qwen2.5-VL built offline), fine-tunes it on the samples' reasoning+answer
 targets (full, or LoRA with ``sft.lora.rank > 0``) and writes an HF checkpoint to
 ``sft.output_dir`` (default ``<trainer.run_dir>/sft``): the GRPO starting point.
+The target of each sample is ``sft.targets``: ``template`` (the built ``sft_target``: templated
+reasoning + the exact answer) or ``teacher`` (the trace kept by ``python -m launch.annotate cot``;
+point ``sft.samples_path`` or ``data.samples_path`` at its output; see docs/offline_jobs.md).
 An existing checkpoint is reused only when it was made with the same settings
 (:mod:`rl.cold_start`); ``--force`` trains again. ``--dry-run`` prints the resolved
 config and the input checks below and writes nothing (``--allow-missing``: missing inputs
@@ -24,6 +27,7 @@ from data.cli_help import ALLOW_MISSING_FLAG, keyvalue_help, print_help, wants_h
 from launch.common import (ALLOW_MISSING, DRY_RUN, check_flags, config_from_argv, dry_run_inputs, save_resolved_config,
                            setup_logging, shutdown_ray)
 from rl.cold_start import ensure_sft_checkpoint
+from rl.sft import NoSftTargets
 from rl.config import parse_cli
 
 __all__ = ["ensure_sft_checkpoint", "main"]
@@ -59,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     save_resolved_config(cfg, "sft_config.yaml")
     try:
         path = ensure_sft_checkpoint(cfg, force=FORCE in flags)
+    except NoSftTargets as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         shutdown_ray()
     print(f"SFT checkpoint: {path}")

@@ -90,9 +90,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rl.config import ConfigError
     from rl.run import run_training
     from rl.run_dir import RunDirError
+    from rl.sft import NoSftTargets
 
     try:
         result = run_training(cfg)
+    except NoSftTargets as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except RunDirError as exc:
         print(f"run directory error: {exc}", file=sys.stderr)
         return 2

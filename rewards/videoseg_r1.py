@@ -111,13 +111,19 @@ def negative_point_score(answer: GroundingAnswer, truth: MaskTruth, tau_neg: flo
     return float(np.count_nonzero(good)) / k
 
 
+def difficulty_level(difficulty: float, tau_easy: float, tau_hard: float) -> str:
+    """``"easy"`` (D < tau_easy), ``"hard"`` (D >= tau_hard), else ``"medium"`` (easy is tested first)."""
+    if difficulty < tau_easy:
+        return "easy"
+    if difficulty >= tau_hard:
+        return "hard"
+    return "medium"
+
+
 def token_budget(difficulty: float, p: VideoSegR1Params) -> int:
-    """L(D): the budget of the difficulty level of D."""
-    if difficulty < p.tau_easy:
-        return p.budget_easy
-    if difficulty >= p.tau_hard:
-        return p.budget_hard
-    return p.budget_medium
+    """L(D): the budget of the difficulty level of D (:func:`difficulty_level`)."""
+    level = difficulty_level(difficulty, p.tau_easy, p.tau_hard)
+    return {"easy": p.budget_easy, "medium": p.budget_medium, "hard": p.budget_hard}[level]
 
 
 def length_scale(used: float, budget: float, p: VideoSegR1Params) -> float:

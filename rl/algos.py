@@ -8,9 +8,11 @@ Everything numerical comes from ``verl.trainer.ppo.core_algos``:
 * policy loss: ``get_policy_loss_fn(actor_cfg.policy_loss)`` (vanilla, gspo, clip_cov, ...);
 * KL to the reference: ``kl_penalty`` (low_var_kl / k3, kl / k1, abs, mse / k2, and the
   straight-through ``+`` variants low_var_kl+ / k3+, kl+ / k1+, abs+);
+* aggregation: ``agg_loss`` with *global* normalisation;
+* rollout correction: the IS weights of :mod:`rl.rollout_corr` (verl's ``rollout_corr_helper``)
+  reach the policy loss as its ``rollout_is_weights``.
 
 The names the config accepts for each of these are the lists of :mod:`rl.algos_config`.
-* aggregation: ``agg_loss`` with *global* normalisation.
 
 Global normalisation (the facts of verl's FSDP engine): a micro-batch's loss is
 ``sum(loss_mat * mask) / N_global * dp_size`` where ``N_global`` is the number of valid
@@ -238,6 +240,7 @@ def policy_loss(
     batch_info: Optional[GlobalBatchInfo] = None,
     ref_log_prob: Optional[torch.Tensor] = None,
     entropy: Optional[torch.Tensor] = None,
+    rollout_is_weights: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total actor loss of one micro-batch, globally normalised.
 
@@ -255,6 +258,8 @@ def policy_loss(
         ref_log_prob: (B, R) reference log-probs; required when ``actor_cfg.use_kl_loss``.
         entropy: (B, R) token entropies (differentiable for the bonus); required when
             ``actor_cfg.entropy_coeff != 0``, otherwise used only for the metric.
+        rollout_is_weights: (B, R) rollout-correction IS weights (:mod:`rl.rollout_corr`), detached;
+            the policy loss multiplies each token's term by its weight (None: no weighting).
 
     Returns:
         ``(loss, metrics)``: scalar loss to backpropagate; additive metric contributions (sum
@@ -277,7 +282,7 @@ def policy_loss(
         response_mask=mask,
         loss_agg_mode=actor_cfg.loss_agg_mode,
         config=verl_cfg,
-        rollout_is_weights=None,
+        rollout_is_weights=None if rollout_is_weights is None else rollout_is_weights.detach(),
     )
     loss = pg_loss
     dp = batch_info.dp_size

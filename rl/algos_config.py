@@ -35,6 +35,10 @@ ADV_ESTIMATORS = ("grpo", "grpo_vectorized", "rloo", "rloo_vectorized", "opo", "
                   "reinforce_plus_plus_baseline", "grpo_passk", "gdpo")
 #: ``actor.loss_agg_mode`` values (``core_algos.agg_loss``).
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+#: ``algorithm.rollout_correction.rollout_rs`` options: verl's ``rollout_corr_helper`` rejection criteria
+#: (token / sequence sum / mean / max of the k1, k2, k3 divergences of the rollout-to-actor log-ratio).
+ROLLOUT_RS_OPTIONS = ("token_k1", "token_k2", "token_k3", "seq_sum_k1", "seq_sum_k2", "seq_sum_k3",
+                      "seq_mean_k1", "seq_mean_k2", "seq_mean_k3", "seq_max_k2", "seq_max_k3")
 
 
 @dataclass
@@ -65,9 +69,95 @@ class FilterGroupsConfig:
             yield "low", f"must be <= high ({self.high}), got {self.low}"
 
 
+def _threshold_problem(spec: str, pair: str) -> Optional[str]:
+    """Why ``spec`` is not a positive number or, where ``pair`` allows it, ``"lower_upper"`` (None: fine)."""
+    parts = str(spec).strip().split("_") if pair else [str(spec).strip()]
+    try:
+        values = [float(p) for p in parts] if pair or "_" not in str(spec) else []
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or any(not v > 0 for v in values) or (len(values) == 2 and values[0] > values[1]):
+        return f"must be a positive number{pair}, got {spec!r}"
+    return None
+
+
+@dataclass
+class RolloutCorrectionConfig:
+    """Rollout correction (verl's ``algorithm.rollout_correction``): the rollout engine's log-probs of the
+    sampled tokens against the actor's (``docs/grpo.md``, "Rollout correction").
+
+    Decoupled mode (``bypass_mode=false``): the actor still computes the old log-probs; ``rollout_is``
+    weights each token's policy loss by the truncated (TIS) or masked (IcePop) importance ratio
+    ``pi_old / pi_rollout`` and ``rollout_rs`` drops tokens or sequences whose divergence exceeds a bound,
+    both from verl's ``rollout_corr_helper``. Bypass mode: the rollout's log-probs are the old log-probs
+    and the old-log-prob pass is skipped (exact only when both engines compute the same log-probs).
+    """
+
+    # IS weight level: null (no weights), token (one ratio per token) or sequence (product over the response).
+    rollout_is: Optional[Literal["token", "sequence"]] = None
+    # IS upper bound U: weights are truncated at U (TIS), or zeroed above it with rollout_is_threshold_lower.
+    rollout_is_threshold: Annotated[float, "> 0"] = 2.0
+    # IS lower bound L (null = TIS): weights outside [L, U] become 0 (masked IS, verl's IcePop "L_U" threshold).
+    rollout_is_threshold_lower: Optional[Annotated[float, "> 0"]] = None
+    # Divide the IS weights by their mean over the batch (tokens, or sequences for rollout_is=sequence).
+    rollout_is_batch_normalize: bool = False
+    # Rejection sampling (masked): comma-separated verl criteria, e.g. token_k1, seq_sum_k1, seq_mean_k3,
+    # seq_max_k2 (null = off); rejected tokens leave the loss (and its token count).
+    rollout_rs: Optional[str] = None
+    # RS bounds, comma-separated, one per criterion or one for all: "L_U" ratio bounds for *_k1 (a single U means
+    # [1/U, U]), an upper bound for k2 / k3 (null only without rollout_rs). Quote "L_U" on the command line
+    # ('algorithm.rollout_correction.rollout_rs_threshold="0.5_2"'): unquoted, 0.5_2 would be read as 0.52.
+    rollout_rs_threshold: Optional[str] = None
+    # Use the rollout's log-probs as the old log-probs and skip the actor's old-log-prob pass (PPO ratio
+    # pi_theta / pi_rollout; exact only when rollout and actor log-probs agree).
+    bypass_mode: bool = False
+    # Log the mismatch metrics (training/rollout_probs_diff_*, rollout_corr/*) without IS or RS too (always
+    # logged with rollout_is / rollout_rs; not available in bypass mode, which has no old log-probs).
+    log_metrics: bool = False
+
+    @property
+    def corrects(self) -> bool:
+        """Whether the update changes: IS weights or rejection in decoupled mode."""
+        return self.rollout_is is not None or self.rollout_rs is not None
+
+    @property
+    def needs_metrics(self) -> bool:
+        """Whether the driver compares the rollout's log-probs with the old ones."""
+        return not self.bypass_mode and (self.corrects or self.log_metrics)
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        lower = self.rollout_is_threshold_lower
+        if lower is not None and lower > self.rollout_is_threshold:
+            yield "rollout_is_threshold_lower", f"must be <= rollout_is_threshold ({self.rollout_is_threshold}), " \
+                                                f"got {lower}"
+        if self.bypass_mode and (self.corrects or self.log_metrics):
+            yield "bypass_mode", ("cannot be combined with rollout_is / rollout_rs / log_metrics: bypass mode has "
+                                  "no old log-probs to compare with the rollout's (its PPO ratio already is "
+                                  "pi_theta / pi_rollout)")
+        if self.rollout_rs is None:
+            return
+        options = [o.strip() for o in self.rollout_rs.split(",") if o.strip()]
+        unknown = [o for o in options if o not in ROLLOUT_RS_OPTIONS]
+        if not options or unknown:
+            yield "rollout_rs", f"options must be among {list(ROLLOUT_RS_OPTIONS)}, got {self.rollout_rs!r}"
+            return
+        if self.rollout_rs_threshold is None:
+            yield "rollout_rs_threshold", "must be set when rollout_rs is"
+            return
+        specs = [t.strip() for t in str(self.rollout_rs_threshold).split(",") if t.strip()]
+        if len(specs) not in (1, len(options)):
+            yield "rollout_rs_threshold", (f"needs 1 or {len(options)} values (one per rollout_rs option), "
+                                           f"got {len(specs)}")
+            return
+        for option, spec in zip(options, specs * len(options) if len(specs) == 1 else specs):
+            problem = _threshold_problem(spec, ' or "lower_upper"' if option.endswith("k1") else "")
+            if problem:
+                yield "rollout_rs_threshold", f"for {option} {problem}"
+
+
 @dataclass
 class AlgorithmConfig:
-    """Advantage estimation and group filtering."""
+    """Advantage estimation, group filtering and rollout correction."""
 
     # Advantage estimator of verl's core_algos that needs only outcome rewards: grpo, grpo_vectorized, rloo,
     # rloo_vectorized, opo, gpg, reinforce_plus_plus, reinforce_plus_plus_baseline, grpo_passk, gdpo.
@@ -76,3 +166,5 @@ class AlgorithmConfig:
     norm_adv_by_std_in_grpo: bool = True
     # Dynamic sampling (DAPO): drop zero-variance / out-of-bounds groups and generate more prompts.
     filter_groups: FilterGroupsConfig = field(default_factory=FilterGroupsConfig)
+    # Rollout correction: IS weights / rejection from rollout vs actor log-probs, or bypass of the old log-probs.
+    rollout_correction: RolloutCorrectionConfig = field(default_factory=RolloutCorrectionConfig)

@@ -25,6 +25,7 @@ import torch
 if TYPE_CHECKING:
     from rl.dynamic_sampling import GroupAccumulator
     from rl.models.encoded_batch import EncodedBatch
+    from rl.rollout_corr import RolloutCorrection
     from rl.workers.reward_pool import PendingScores
 
 
@@ -198,8 +199,13 @@ class GRPOBatch:
         old_log_probs: (N, R) log-probs of the responses under the actor before the update.
         ref_log_probs: (N, R) under the reference policy (None without a KL loss).
         advantages: (N, R) float32, zero on padding.
+        rollout_correction: IS weights / rejection mask / mismatch metrics from the rollout's and the
+            old log-probs (:mod:`rl.rollout_corr`; None when ``algorithm.rollout_correction`` is off).
         actor_metrics: ``actor/*`` of the update.
-        weight_sync_bytes: bytes sent to the rollout engines after the update.
+        weight_sync_bytes: bytes sent to the rollout engines after the update (one-step off-policy:
+            the last push completed before this step's generation ahead started).
+        staleness: actor updates between the weights that generated the rollout and the actor this
+            step updates (None: synchronous generation, always 0; :mod:`rl.off_policy`).
         busy: seconds the workers of a phase computed (``timing_busy_s/<phase>``).
         started_at: ``time.perf_counter()`` when the step started.
     """
@@ -214,8 +220,10 @@ class GRPOBatch:
     old_log_probs: Optional[torch.Tensor] = None
     ref_log_probs: Optional[torch.Tensor] = None
     advantages: Optional[torch.Tensor] = None
+    rollout_correction: Optional["RolloutCorrection"] = None
     actor_metrics: dict[str, float] = field(default_factory=dict)
     weight_sync_bytes: int = 0
+    staleness: Optional[int] = None
     busy: dict[str, float] = field(default_factory=dict)
     started_at: float = field(default_factory=time.perf_counter)
 

@@ -50,7 +50,7 @@ def ensure_sft_checkpoint(cfg: Config, force: bool = False, data: Optional[Prepa
     (and ``sft.skip_if_exists``), trained otherwise. A complete checkpoint made with other
     settings is moved aside first; ``force`` / ``sft.skip_if_exists=false`` retrain in place."""
     from rl.models.loading import ensure_policy
-    from rl.sft import is_complete, run_sft, sft_output_dir
+    from rl.sft import is_complete, run_sft, sft_examples, sft_output_dir
 
     out = sft_output_dir(cfg)
     if is_complete(out) and not force:
@@ -61,11 +61,18 @@ def ensure_sft_checkpoint(cfg: Config, force: bool = False, data: Optional[Prepa
         if reason is not None:
             log.warning("not reusing the SFT checkpoint %s: %s; moved it to %s and training it again",
                         out, reason, _move_aside(out))
-    data = data if data is not None else prepare_data(cfg)
+    if cfg.sft.samples_path:
+        from data.build import load_samples
+
+        train = load_samples(cfg.sft.samples_path, split="train")
+        log.info("SFT samples: %d training records of sft.samples_path %s", len(train), cfg.sft.samples_path)
+    else:
+        train = (data if data is not None else prepare_data(cfg)).train
+    records, _ = sft_examples(cfg, train)   # no usable target: stop before building or starting anything
     init_path = ensure_policy(cfg.model, cfg.trainer.run_dir, image_size(cfg))
-    log.info("SFT: %d samples, init %s -> %s", len(data.train), init_path, out)
+    log.info("SFT: %d samples (%s targets), init %s -> %s", len(records), cfg.sft.targets, init_path, out)
     init_ray(cfg)
-    return run_sft(cfg, str(init_path), data.train)
+    return run_sft(cfg, str(init_path), records)
 
 
 def resolve_policy(cfg: Config, data: Optional[PreparedData] = None) -> str:

@@ -40,6 +40,7 @@ from typing import Any, Iterator, Sequence
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from data.annotate.config import AnnotateConfig
 from data.config import DataConfig, SyntheticConfig
 from rewards.config import RewardConfig
 from rewards.vision.config import SegmenterConfig
@@ -74,15 +75,17 @@ class Config:
     sft: SFTConfig = field(default_factory=SFTConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
 
     def validate(self) -> Iterator[tuple[str, str]]:
         """Rules that span sections (keys are full dotted keys)."""
         for role in ("actor", "rollout", "reward"):
             if getattr(self.cluster, role).num_workers < 1:
                 yield f"cluster.{role}.num_workers", f"must be >= 1, got {getattr(self.cluster, role).num_workers}"
-        if self.actor.use_kl_loss and self.actor.kl_loss_coef > 0 and self.cluster.reference.num_workers < 1:
+        if self.actor.use_kl_loss and self.actor.kl_loss_coef > 0 and self.cluster.reference.num_workers < 1 \
+                and self.actor.lora.rank == 0:   # LoRA: the actor computes the reference (adapters disabled)
             yield "cluster.reference.num_workers", "must be >= 1 when the KL loss is on (actor.use_kl_loss and " \
-                                                   "actor.kl_loss_coef > 0)"
+                                                   "actor.kl_loss_coef > 0) without LoRA (actor.lora.rank = 0)"
         if self.eval.freq > 0 and self.cluster.evaluator.num_workers < 1:
             yield "cluster.evaluator.num_workers", "must be >= 1 when eval.freq > 0"
         if self.actor.ppo_mini_batch_size >= 1 and self.trainer.train_batch_size % self.actor.ppo_mini_batch_size:
@@ -93,6 +96,13 @@ class Config:
             yield "cluster.actor.num_workers", (
                 f"= {self.cluster.actor.num_workers}: actor.ppo_mini_batch_size x rollout.n = {sequences} is not "
                 "divisible by it (every actor rank needs the same number of sequences)")
+        if self.trainer.off_policy_steps and self.algorithm.filter_groups.enable:
+            yield "trainer.off_policy_steps", "one-step off-policy generation does not support dynamic sampling " \
+                                              "(algorithm.filter_groups.enable=true): set one of them off"
+        if self.trainer.off_policy_steps and self.cluster.rollout.colocate_with:
+            yield "trainer.off_policy_steps", "needs rollout engines on devices of their own: the rollout " \
+                                              f"shares the {self.cluster.rollout.colocate_with}'s devices " \
+                                              "(cluster.rollout.colocate_with)"
         yield from _filter_groups_metric(self)
         yield from _reward_fits_task(self)
         yield from _placement_plan(self)

@@ -42,6 +42,7 @@ import torch
 from tqdm import tqdm
 
 from rl.algos import compute_advantages
+from rl.rollout_corr import apply_rollout_correction, rollout_log_probs, update_kwargs
 from rl.batch import GRPOBatch, Phase, RolloutBatch, flatten_rollout
 from rl.checkpoint import MODEL_SUBDIR, CheckpointManager, TrainerState, capture_rng_state, restore_rng_state
 from rl.config import Config, to_dict
@@ -52,6 +53,7 @@ from rl.placement import PlacementPlan, roles_for
 from rl.prompt_loader import PromptLoader
 from rl.timing import PhaseTimer
 from rl.tracking import Tracker
+from rl.workers.lora import serves_adapter
 
 if TYPE_CHECKING:
     from rl.eval.actor import Evaluator
@@ -90,7 +92,8 @@ def build_placement(cfg: Config) -> PlacementPlan:
 def build_groups(cfg: Config, plan: PlacementPlan, model_path: str, reference_path: str,
                  total_updates: int) -> Groups:
     from rl.workers.group import bundle_options
-    from rl.workers.policy_group import PolicyGroup
+    from rl.workers.lora import lora_reference
+    from rl.workers.policy_group import AdapterOffReference, PolicyGroup
     from rl.workers.reward_pool import RewardPool
     from rl.workers.rollout_group import RolloutGroup
 
@@ -100,8 +103,10 @@ def build_groups(cfg: Config, plan: PlacementPlan, model_path: str, reference_pa
     reference = None
     if "reference" in plan.slots:
         reference = PolicyGroup("reference", plan, model_path=reference_path, **common)
+    elif lora_reference(cfg):   # LoRA: the actor ranks with the adapters disabled, no second copy
+        reference = AdapterOffReference(actor)
     rollout = RolloutGroup(cfg.rollout, model_path, plan, model_cfg=cfg.model, device=cfg.trainer.device,
-                           seed=cfg.trainer.seed)
+                           seed=cfg.trainer.seed, lora=cfg.actor.lora if serves_adapter(cfg) else None)
     reward = RewardPool(cfg.reward, bundle_options(plan, "reward"))
     return Groups(actor=actor, rollout=rollout, reward=reward, reference=reference)
 
@@ -164,6 +169,7 @@ class GRPOTrainer:
         sent, _ = self.groups.actor.push_weights(
             self.groups.rollout.workers, self.cfg.rollout.weight_sync_bucket_mb,
             checkpoint_names=self.cfg.rollout.backend != "hf",
+            **({"adapter": True} if serves_adapter(self.cfg) else {}),   # vLLM's LoRA serving (GPU)
         )
         return sent
 
@@ -330,7 +336,8 @@ class GRPOTrainer:
         if ref is not None:
             batch.log_prob_futures["reference"] = ref.compute_log_prob_async(shards[ref.world_size])
         actor = self.groups.actor
-        batch.log_prob_futures["actor"] = actor.compute_log_prob_async(shards[actor.world_size])
+        if not self.cfg.algorithm.rollout_correction.bypass_mode:   # bypass: the rollout's are the old log-probs
+            batch.log_prob_futures["actor"] = actor.compute_log_prob_async(shards[actor.world_size])
         return batch
 
     def _score(self, batch: GRPOBatch) -> GRPOBatch:
@@ -341,15 +348,19 @@ class GRPOTrainer:
         return batch.advance(Phase.SCORED)
 
     def _compute_log_probs(self, batch: GRPOBatch) -> GRPOBatch:
-        """Wait for the old and reference log-probs ((N, R) each)."""
-        with self.timer.phase("old_log_prob"):
-            batch.old_log_probs, seconds = self.groups.actor.collect_log_probs(batch.log_prob_futures.pop("actor"))
-            batch.add_busy("old_log_prob", seconds)
+        """Wait for the old (bypass mode: the rollout's) and reference log-probs, (N, R); then rl.rollout_corr."""
+        if self.cfg.algorithm.rollout_correction.bypass_mode:
+            batch.old_log_probs = rollout_log_probs(batch.rollout, batch.encoded.response_mask)
+        else:
+            with self.timer.phase("old_log_prob"):
+                batch.old_log_probs, seconds = self.groups.actor.collect_log_probs(batch.log_prob_futures.pop("actor"))
+                batch.add_busy("old_log_prob", seconds)
         if "reference" in batch.log_prob_futures:
             with self.timer.phase("ref"):
                 batch.ref_log_probs, seconds = self.groups.reference.collect_log_probs(
                     batch.log_prob_futures.pop("reference"))
                 batch.add_busy("ref", seconds)
+        apply_rollout_correction(batch, self.cfg.algorithm.rollout_correction)
         return batch.advance(Phase.LOG_PROBS)
 
     def _compute_advantages(self, batch: GRPOBatch) -> GRPOBatch:
@@ -368,7 +379,7 @@ class GRPOTrainer:
         batch.advance(Phase.UPDATING)   # from here on a failure may leave the actor between two steps
         with self.timer.phase("update_actor"):
             batch.actor_metrics = self.groups.actor.update_policy(
-                batch.encoded, batch.advantages, batch.old_log_probs, batch.ref_log_probs)
+                batch.encoded, batch.advantages, batch.old_log_probs, batch.ref_log_probs, **update_kwargs(batch))
         return batch.advance(Phase.UPDATED)
 
     def _sync_weights(self, batch: GRPOBatch) -> GRPOBatch:
@@ -394,6 +405,7 @@ class GRPOTrainer:
                                   max_response_length=cfg.rollout.max_response_length)
             data.update(sampling)
             data.update(batch.actor_metrics)
+            data.update(batch.rollout_correction.metrics if batch.rollout_correction is not None else {})
             perf = perf_metrics(int(batch.encoded.attention_mask.sum()), step_s, self.groups.actor.world_size,
                                 batch.weight_sync_bytes)
         metrics = step_metrics(self.global_step, self.loader.state.epoch, data, self.timer.metrics(), step_s,
@@ -571,9 +583,13 @@ class GRPOTrainer:
             step=step, epoch=self.loader.state.epoch, data_position=self.loader.state.cursor,
             data_seed=self.loader.seed, rng=capture_rng_state(),
             wandb_run_id=(self.tracker.run_id or "") if self.tracker else "",
-            extra={"loader": self.loader.state_dict(), **({"rollout": sampling} if sampling is not None else {})},
+            extra={"loader": self.loader.state_dict(), **({"rollout": sampling} if sampling is not None else {}),
+                   **self._checkpoint_extra(self.ckpt.step_dir(step))},
         )
         return self.ckpt.finalize(step, state)
+
+    def _checkpoint_extra(self, step_dir: Path) -> dict[str, Any]:  # a subclass's state (+ files in step_dir)
+        return {}
 
 
 def _put(value: Any) -> Any:

@@ -10,7 +10,9 @@
 3. the weights: the ``model.*`` entries of the DCP shards in
    ``checkpoints/global_step_K/actor`` (written by the actor ranks with any world size; the
    optimizer entries are not read), merged with their LoRA adapters when the worker trained
-   LoRA (``worker_state.json: uses_lora``; ``W + alpha / rank * B @ A`` with ``sft.lora.*``);
+   LoRA (``worker_state.json: uses_lora``; ``W + alpha / rank * B @ A`` with ``sft.lora.*``). A
+   LoRA actor's checkpoint (``adapters_only``, ``actor.lora.rank > 0``) holds the adapters only:
+   the frozen base weights are read from the starting policy (step 2) and merged with them;
 4. the folder: written by the same writer as the run's own exports
    (:func:`rl.workers.state_io.save_hf`: ``save_pretrained`` key names, processor files only,
    normal file modes) into a temporary sibling that is renamed into place when complete.
@@ -36,7 +38,7 @@ from rl.checkpoint import CheckpointManager
 log = logging.getLogger(__name__)
 
 __all__ = ["ExportError", "EXPORTS_SUBDIR", "kept_steps", "select_step", "default_out_dir", "find_base",
-           "read_dcp_model_state", "merge_lora", "export_checkpoint"]
+           "read_dcp_model_state", "merge_lora", "merge_adapters_into_base", "export_checkpoint"]
 
 #: Folder of the run directory that holds the exports of this tool (one ``global_step_<k>`` each).
 EXPORTS_SUBDIR = "exports"
@@ -168,6 +170,33 @@ def merge_lora(state: dict[str, torch.Tensor], scaling: float) -> dict[str, torc
     return dict(merge_lora_stream(state.items(), {prefix: scaling for prefix in prefixes}))
 
 
+def merge_adapters_into_base(base: Path, adapters: dict[str, torch.Tensor], scaling: float) -> dict[str, torch.Tensor]:
+    """The full state (module names) of the HF model in ``base`` with the adapters of an
+    ``adapters_only`` checkpoint merged: ``X.weight = W + scaling * B @ A`` for every adapted ``X``."""
+    from transformers import AutoModelForImageTextToText
+
+    from rl.workers.lora import is_adapter_name
+
+    if not (base / "model.safetensors").is_file() and not any(base.glob("model-*.safetensors")):
+        raise ExportError(f"the checkpoint holds LoRA adapters only; their base weights are needed from {base} "
+                          "(pass --base with the run's starting policy, weights included)")
+    state = dict(AutoModelForImageTextToText.from_pretrained(base, dtype="auto").state_dict())
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for name, tensor in adapters.items():
+        if not is_adapter_name(name):
+            raise ExportError(f"an adapters-only checkpoint holds a non-adapter tensor {name!r}")
+        prefix, kind = name.rsplit(".", 3)[0], name.rsplit(".", 3)[1]
+        parts.setdefault(prefix.removeprefix("base_model.model."), {})[kind] = tensor
+    for module, ab in parts.items():
+        key = f"{module}.weight"
+        if key not in state or set(ab) != {"lora_A", "lora_B"}:
+            raise ExportError(f"adapter of {module} does not fit the model of {base} (or lacks lora_A / lora_B)")
+        base_weight = state[key]
+        delta = (ab["lora_B"].float() @ ab["lora_A"].float()) * scaling
+        state[key] = (base_weight.float() + delta).to(base_weight.dtype)
+    return state
+
+
 def _lora_scaling(run_dir: Path) -> float:
     lora = ((_read_run_config(run_dir).get("sft") or {}).get("lora") or {})
     if not lora.get("rank"):
@@ -231,7 +260,11 @@ def export_checkpoint(run_dir: str | os.PathLike, step: Optional[int] = None, ou
     progress(f"read {len(state)} tensors ({sum(t.numel() for t in state.values()):,} parameters; "
              f"written by {worker.get('world_size', '?')} {worker.get('role', '?')} rank(s) at step "
              f"{worker.get('global_step', '?')})")
-    if worker.get("uses_lora"):
+    if worker.get("adapters_only"):
+        scaling = float(worker["lora"]["scaling"])
+        state = merge_adapters_into_base(base, state, scaling)
+        progress(f"merged the LoRA adapters (scaling {scaling:g}) into the base weights of {base}")
+    elif worker.get("uses_lora"):
         scaling = _lora_scaling(run_dir)
         state = merge_lora(state, scaling)
         progress(f"merged the LoRA adapters (scaling {scaling:g})")

@@ -10,6 +10,7 @@ A trained step logs, in this order::
     diversity/* (rl.diversity), critic/solve_none_or_all
     batch/*, critic/score_all/mean                     dynamic sampling only (rl.dynamic_sampling)
     actor/*                                            from the actor update
+    training/rollout_probs_diff_*, rollout_corr/*      rollout correction only (rl.rollout_corr)
     timing_s/<phase>, timing_s/step, timing_busy_s/<phase>
     perf/total_num_tokens, perf/time_per_step, perf/throughput, perf/weight_sync_mb
 

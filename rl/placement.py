@@ -95,10 +95,11 @@ class ClusterConfig:
 def roles_for(cfg: "Config") -> dict[str, int]:
     """Workers per role of a GRPO run (0 = role not started).
 
-    The reference runs only with a KL loss; the evaluator only when the run
+    The reference runs only with a KL loss and full fine-tuning (with ``actor.lora.rank > 0`` the
+    actor computes reference log-probs itself, adapters disabled); the evaluator only when the run
     evaluates during training (``eval.freq > 0``).
     """
-    needs_ref = cfg.actor.use_kl_loss and cfg.actor.kl_loss_coef > 0
+    needs_ref = cfg.actor.use_kl_loss and cfg.actor.kl_loss_coef > 0 and cfg.actor.lora.rank == 0
     return {
         "actor": cfg.cluster.actor.num_workers,
         "rollout": cfg.cluster.rollout.num_workers,
@@ -115,7 +116,9 @@ def role_notes(cfg: "Config") -> list[str]:
     roles = roles_for(cfg)
     lines = []
     if cfg.cluster.reference.num_workers and not roles["reference"]:
-        lines.append("  reference: not placed (no KL loss: actor.use_kl_loss = false or actor.kl_loss_coef = 0)")
+        lines.append("  reference: not placed (LoRA: the actor ranks compute it with the adapters disabled)"
+                     if cfg.actor.lora.rank > 0 and cfg.actor.use_kl_loss and cfg.actor.kl_loss_coef > 0 else
+                     "  reference: not placed (no KL loss: actor.use_kl_loss = false or actor.kl_loss_coef = 0)")
     ev = cfg.eval
     if not roles["evaluator"]:
         lines.append("  evaluator: not placed (eval.freq = 0)")

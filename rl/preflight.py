@@ -219,6 +219,8 @@ def training_inputs(cfg: Config, report: PreflightReport, reward: bool = True) -
         _file(report, "data.samples_path", cfg.data.samples_path)
     else:
         _dataset(report, "data.root", cfg.data.root, cfg.data.format, cfg.data.split)
+    if cfg.sft.samples_path:
+        _file(report, "sft.samples_path", cfg.sft.samples_path)
     if reward and cfg.reward.segmenter.backend == "sam2":
         from rewards.registry import mask_rewards
 

@@ -96,7 +96,7 @@ def run_training(cfg: Config, callbacks: Sequence[RunCallback] = (), report: boo
     Raises:
         rl.run_dir.RunDirError: ``trainer.run_dir`` holds another run (nothing was started).
     """
-    from rl.driver import GRPOTrainer
+    from rl.off_policy import trainer_class
 
     record = claim_run_dir(cfg)
     save_resolved_config(cfg)
@@ -110,7 +110,7 @@ def run_training(cfg: Config, callbacks: Sequence[RunCallback] = (), report: boo
         dry_run(cfg.reward, probe_samples(data.train, data.val))
         policy = resolve_policy(cfg, data)
         init_ray(cfg)
-        trainer = GRPOTrainer(cfg, policy, data.train, data.val)
+        trainer = trainer_class(cfg)(cfg, policy, data.train, data.val)   # one-step off-policy or synchronous
         trainer.setup()
         for callback in callbacks:
             callback.on_setup(trainer)

@@ -23,7 +23,7 @@ def absolutize(cfg: Config) -> Config:
     """Resolve relative paths against the current folder (Ray workers may run elsewhere)."""
     cfg.trainer.run_dir = str(Path(cfg.trainer.run_dir).resolve())
     cfg.data.root = str(Path(cfg.data.root).resolve())
-    for holder, key in ((cfg.data, "samples_path"), (cfg.model, "path"), (cfg.sft, "output_dir"),
+    for holder, key in ((cfg.data, "samples_path"), (cfg.model, "path"), (cfg.sft, "output_dir"), (cfg.sft, "samples_path"),
                         (cfg.reward.segmenter, "checkpoint"), (cfg.eval, "checkpoint"), (cfg.eval, "dataset_root"),
                         (cfg.eval, "out_dir"), (cfg.eval, "sampler_model"), (cfg.eval, "xmem_checkpoint"),
                         (cfg.eval.segmenter, "checkpoint"), *((d, "dataset_root") for d in cfg.eval.datasets)):
@@ -55,9 +55,12 @@ def prepare_data(cfg: Config) -> PreparedData:
 
     ``data.samples_path`` points at pre-built samples (split by their ``"split"`` field);
     otherwise the samples are (re)built deterministically into ``<run_dir>/data/``, so a
-    resumed run sees the same records in the same order.
+    resumed run sees the same records in the same order. A reward with a ``default_difficulty``
+    (VideoSeg-R1) gets one log line on the training samples' stored difficulties
+    (:mod:`rl.difficulty_check`).
     """
     from data.build import build_samples, load_samples
+    from rl.difficulty_check import log_difficulty_coverage
 
     if cfg.data.samples_path:
         path = Path(cfg.data.samples_path)
@@ -72,6 +75,7 @@ def prepare_data(cfg: Config) -> PreparedData:
     train, val = load_samples(path, split="train"), load_samples(path, split="val")
     if not train:
         raise ValueError(f"no training samples in {path}")
+    log_difficulty_coverage(cfg, train)
     return PreparedData(train, val)
 
 

@@ -1,8 +1,12 @@
 """CoT-SFT cold start on the same FSDP2 policy workers as GRPO.
 
-Trains on each record's ``prompt`` -> ``sft_target`` (reasoning + answer)
-with token-mean NLL over the target tokens, full or LoRA (``sft.lora.rank``),
-and exports an HF checkpoint: the GRPO starting point and KL reference.
+Trains on each record's ``prompt`` -> target (reasoning + answer) with token-mean NLL over
+the target tokens, full or LoRA (``sft.lora.rank``), and exports an HF checkpoint: the GRPO
+starting point and KL reference. The target (:func:`sft_examples`, ``sft.targets``) is the
+record's built ``sft_target`` (``template``) or the teacher trace that
+``python -m launch.annotate cot`` stored in ``teacher_cot["target"]`` (``teacher``). Records of
+different tasks (e.g. KTG and AKS traces in one file) train together: each keeps its own
+prompt, images and target.
 
 Tracking: ``sft/loss``, ``sft/grad_norm``, ``sft/lr``, ``sft/num_tokens`` per step go to
 ``<sft.output_dir>/logs/metrics.jsonl`` and, unless ``tracking.wandb_mode=disabled``, to a W&B
@@ -41,6 +45,11 @@ def is_complete(path: Path) -> bool:
 
 # Keys of the cold start's inputs that do not change what it trains.
 _SFT_BOOKKEEPING = ("sft.output_dir", "sft.skip_if_exists", "sft.log_freq")
+# Settings added after checkpoints already recorded theirs: the value those checkpoints were made
+# with (a checkpoint that does not record sft.targets was trained on the built templates).
+_SETTINGS_BEFORE_RECORDED = {"sft.targets": "template", "sft.samples_path": "", "sft.max_tokens_per_micro_batch": 0}
+# Ids of skipped records named in the log line.
+_SHOWN_IDS = 5
 
 
 def sft_settings(cfg: Config) -> dict[str, Any]:
@@ -73,7 +82,7 @@ def recorded_settings(path: Path) -> Optional[dict[str, Any]]:
     except (OSError, json.JSONDecodeError):
         return None
     settings = marker.get("settings") if isinstance(marker, dict) else None
-    return settings if isinstance(settings, dict) else None
+    return {**_SETTINGS_BEFORE_RECORDED, **settings} if isinstance(settings, dict) else None
 
 
 def sft_tracker(cfg: Config, out_dir: Path) -> Tracker:
@@ -96,6 +105,51 @@ def sft_steps(cfg: Config, num_records: int) -> int:
     return max(1, math.ceil(cfg.sft.epochs * num_records / cfg.sft.batch_size))
 
 
+def teacher_target(record: dict[str, Any]) -> Optional[str]:
+    """The kept teacher trace of ``record`` (``teacher_cot["target"]``, a non-empty str), else None."""
+    cot = record.get("teacher_cot")
+    target = cot.get("target") if isinstance(cot, dict) else None
+    return target if isinstance(target, str) and target.strip() else None
+
+
+class NoSftTargets(ValueError):
+    """No training record has a target of the kind ``sft.targets`` asks for."""
+
+
+def sft_examples(cfg: Config, records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records the cold start trains on and their target texts (same order, same length).
+
+    ``sft.targets=template``: records with a built ``sft_target``. ``teacher``: records with a
+    teacher trace (:func:`teacher_target`); the others are skipped, counted and logged once (their
+    number and the first few ids). Records of any task mix. Raises ``ValueError`` when no record
+    has a target of the chosen kind (:class:`NoSftTargets`, a ``ValueError``).
+    """
+    if cfg.sft.targets == "template":
+        kept = [r for r in records if r.get("sft_target")]
+        if not kept:
+            raise NoSftTargets("SFT: no record carries an 'sft_target' (build the data with data.build first)")
+        return kept, [r["sft_target"] for r in kept]
+    kept, targets, skipped = [], [], []
+    for record in records:
+        target = teacher_target(record)
+        if target is None:
+            skipped.append(str(record.get("id", "?")))
+        else:
+            kept.append(record)
+            targets.append(target)
+    if not kept:
+        raise NoSftTargets(
+            f"SFT: sft.targets=teacher but none of the {len(records)} training samples carries a teacher trace "
+            "('teacher_cot'); run `python -m launch.annotate cot` on the built samples and set sft.samples_path "
+            "(or data.samples_path) to its output (<output_dir>/cot.jsonl; its summary.json counts the samples whose traces were "
+            "unparseable or below annotate.cot.threshold), or use sft.targets=template")
+    if skipped:
+        shown = ", ".join(skipped[:_SHOWN_IDS]) + (", ..." if len(skipped) > _SHOWN_IDS else "")
+        log.warning("SFT: %d of %d training samples carry no teacher trace (no kept 'teacher_cot') and are "
+                    "skipped: %s", len(skipped), len(records), shown)
+    return kept, targets
+
+
 def run_sft(cfg: Config, init_path: str, records: Sequence[dict[str, Any]]) -> Path:
     """Fine-tune ``init_path`` on ``records``; returns the exported HF checkpoint dir."""
 
@@ -105,9 +159,7 @@ def run_sft(cfg: Config, init_path: str, records: Sequence[dict[str, Any]]) -> P
     from rl.workers.policy_group import PolicyGroup
 
     out_dir = sft_output_dir(cfg)
-    records = [r for r in records if r.get("sft_target")]
-    if not records:
-        raise ValueError("SFT: no record carries an 'sft_target' (build the data with data.build first)")
+    records, targets = sft_examples(cfg, records)
     steps = sft_steps(cfg, len(records))
     tracker = sft_tracker(cfg, out_dir)
     plan = PlacementPlan(cfg.cluster, {"actor": cfg.cluster.actor.num_workers})
@@ -118,10 +170,10 @@ def run_sft(cfg: Config, init_path: str, records: Sequence[dict[str, Any]]) -> P
                             actor_cfg=cfg.actor, sft_cfg=cfg.sft, total_steps=steps)
         processor = load_processor(init_path)
         # Encode every sample once (image processing + tokenisation), then slice batches from it.
-        chunks = [records[i:i + 64] for i in range(0, len(records), 64)]
+        starts = range(0, len(records), 64)
         dataset = EncodedBatch.concat([
-            encode_for_sft(processor, chunk, [r["sft_target"] for r in chunk])
-            for chunk in tqdm(chunks, desc="encode SFT samples", unit="chunk", dynamic_ncols=True)
+            encode_for_sft(processor, records[i:i + 64], targets[i:i + 64])
+            for i in tqdm(starts, desc="encode SFT samples", unit="chunk", dynamic_ncols=True)
         ])
         # Fewer samples than sft.batch_size: one batch of all of them, cut to a multiple of the ranks.
         batch_size = min(cfg.sft.batch_size, len(records)) // group.world_size * group.world_size

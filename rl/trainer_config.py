@@ -18,6 +18,8 @@ from rl.workers.config import LR_SCHEDULERS
 DEVICES = ("cpu", "cuda")
 #: ``tracking.wandb_mode`` values.
 WANDB_MODES = ("online", "offline", "disabled")
+#: ``sft.targets`` values: each record's built ``sft_target``, or its ``teacher_cot["target"]``.
+SFT_TARGETS = ("template", "teacher")
 
 
 @dataclass
@@ -34,6 +36,11 @@ class TrainerConfig:
     total_steps: Annotated[int, ">= 1"] = 200
     # Prompts per GRPO step (x rollout.n responses).
     train_batch_size: Annotated[int, ">= 1"] = 16
+    # One-step off-policy generation: 0 = synchronous (generate, then train on it); 1 = the rollout
+    # engines generate step k+1's batch with the weights before update k while the actor trains on
+    # step k (staleness 1, logged as training/off_policy/trajectory_staleness/*; needs rollout
+    # engines on devices of their own and algorithm.filter_groups.enable=false; docs/grpo.md).
+    off_policy_steps: Annotated[int, ">= 0, <= 1"] = 0
     # Checkpoint every k steps (and at the end).
     save_freq: Annotated[int, ">= 0"] = 25
     # Complete checkpoints kept (older ones are deleted; <= 0 keeps all).
@@ -90,14 +97,24 @@ class SFTConfig:
     output_dir: str = ""
     # Reuse an existing output_dir checkpoint instead of training again.
     skip_if_exists: bool = True
+    # What each sample is trained to answer: template (its built "sft_target": a templated
+    # reasoning + the exact ground truth) | teacher (its teacher_cot["target"], a teacher's trace
+    # kept by `python -m launch.annotate cot`; samples without one are skipped and counted).
+    targets: Literal[SFT_TARGETS] = "template"
+    # Samples of the cold start ("" = the run's training samples): e.g. the output of
+    # `python -m launch.annotate cot`, while GRPO trains on data.samples_path. Its "train" split is used.
+    samples_path: str = ""
     # Epochs over the SFT samples (used when max_steps <= 0).
     epochs: Annotated[float, "> 0"] = 1.0
     # SFT optimizer steps (-1 = from epochs).
     max_steps: Annotated[int, "== -1 or >= 1"] = -1
     # SFT samples per optimizer step (global).
     batch_size: Annotated[int, ">= 1"] = 32
-    # SFT samples per forward/backward on one worker.
+    # SFT samples per forward/backward on one worker (used when max_tokens_per_micro_batch is 0).
     micro_batch_size_per_worker: Annotated[int, ">= 1"] = 16
+    # Token budget of one SFT forward/backward on one worker (as actor.max_tokens_per_micro_batch;
+    # actor.packing applies). 0 = fixed-size micro-batches of micro_batch_size_per_worker.
+    max_tokens_per_micro_batch: Annotated[int, ">= 0"] = 0
     # SFT learning rate.
     lr: Annotated[float, "> 0"] = 1e-4
     # constant | cosine

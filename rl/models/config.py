@@ -70,7 +70,7 @@ def tiny_shape_problems(cfg: TinyModelConfig) -> list[tuple[str, str]]:
 
 @dataclass
 class LoraConfig:
-    """LoRA adapters (peft) for the SFT cold start."""
+    """LoRA adapters (peft): the SFT cold start (``sft.lora``) and the GRPO actor (``actor.lora``)."""
 
     rank: Annotated[int, ">= 0"] = 0  # 0 = full fine-tuning
     # LoRA scaling alpha.

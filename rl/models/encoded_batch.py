@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["EncodedBatch"]
+__all__ = ["EncodedBatch", "PackedRows"]
 
 
 def _pad_cols(t: torch.Tensor, left: int, right: int, value: int, dim: int = -1) -> torch.Tensor:
@@ -205,6 +205,14 @@ class EncodedBatch:
             image_grid_thw=[x for b in padded for x in b.image_grid_thw],
         )
 
+    def row_lengths(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(prompt_lengths, response_lengths)``, each ``(B,)`` long: valid tokens per row."""
+        return self.attention_mask[:, :self.prompt_width].sum(-1), self.response_mask.sum(-1)
+
+    def packed(self) -> "PackedRows":
+        """The valid tokens of every row, concatenated into one padding-free row (:class:`PackedRows`)."""
+        return PackedRows.from_batch(self)
+
     def to(self, device: str | torch.device) -> "EncodedBatch":
         """All tensors (including per-sample images) on ``device``."""
 
@@ -222,3 +230,75 @@ class EncodedBatch:
             pixel_values=[mv(x) for x in self.pixel_values],
             image_grid_thw=[mv(x) for x in self.image_grid_thw],
         )
+
+
+@dataclass
+class PackedRows:
+    """The valid tokens of an :class:`EncodedBatch` packed into one row of ``T`` tokens (no padding).
+
+    Row ``i``'s prompt then response tokens follow row ``i - 1``'s. ``position_ids`` is
+    ``(4, 1, T)``: row 0 restarts at 0 for every sequence (text positions, from which the model
+    derives the sequence boundaries: flash-attention 2 varlen ``cu_seqlens``, a block-diagonal
+    causal mask for sdpa / eager), rows 1..3 are the batch's M-RoPE positions of the same tokens.
+
+    input_ids, mm_token_type_ids: ``(1, T)``; logit_index: ``(K,)`` packed positions whose logits
+    predict the ``K`` valid response tokens ``targets`` ``(K,)``, which sit at
+    ``(target_rows, target_cols)`` of the batch's ``(B, R)`` response matrix.
+    """
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    mm_token_type_ids: torch.Tensor
+    pixel_values: torch.Tensor | None
+    image_grid_thw: torch.Tensor | None
+    logit_index: torch.Tensor
+    targets: torch.Tensor
+    target_rows: torch.Tensor
+    target_cols: torch.Tensor
+    seq_lengths: torch.Tensor
+
+    @classmethod
+    def from_batch(cls, batch: EncodedBatch) -> "PackedRows":
+        valid = batch.attention_mask.bool()                             # (B, L)
+        p = batch.prompt_width
+        resp = batch.response_mask.bool()                               # (B, R)
+        if not bool((valid[:, p:] == resp).all()):
+            raise ValueError("PackedRows: the attention mask of the response columns must equal response_mask")
+        if bool(((batch.attention_mask[:, :p].sum(-1) == 0) & resp.any(-1)).any()):
+            raise ValueError("PackedRows: a row with response tokens has no prompt token to predict them")
+        lengths = valid.sum(-1)                                         # (B,)
+        packed_index = valid.reshape(-1).long().cumsum(0).reshape(valid.shape) - 1   # (B, L)
+        target_rows, target_cols = resp.nonzero(as_tuple=True)
+        logit_index = packed_index[:, p:][target_rows, target_cols] - 1
+        starts = torch.cumsum(lengths, 0) - lengths
+        text_pos = torch.arange(int(lengths.sum()), device=valid.device) - torch.repeat_interleave(starts, lengths)
+        mrope = batch.position_ids[:, valid]                            # (3, T)
+        inputs = batch.model_inputs()
+        return cls(
+            input_ids=batch.input_ids[valid].unsqueeze(0),
+            position_ids=torch.cat([text_pos.unsqueeze(0), mrope], 0).unsqueeze(1),
+            mm_token_type_ids=batch.mm_token_type_ids[valid].unsqueeze(0),
+            pixel_values=inputs["pixel_values"],
+            image_grid_thw=inputs["image_grid_thw"],
+            logit_index=logit_index,
+            targets=batch.responses[target_rows, target_cols],
+            target_rows=target_rows,
+            target_cols=target_cols,
+            seq_lengths=lengths,
+        )
+
+    @property
+    def num_tokens(self) -> int:
+        """``T``: tokens of the packed row."""
+        return self.input_ids.shape[1]
+
+    def model_inputs(self) -> dict[str, torch.Tensor | None]:
+        """Keyword arguments for ``Qwen2_5_VLForConditionalGeneration.forward`` (no attention mask)."""
+        return {
+            "input_ids": self.input_ids,
+            "attention_mask": None,
+            "position_ids": self.position_ids,
+            "mm_token_type_ids": self.mm_token_type_ids,
+            "pixel_values": self.pixel_values,
+            "image_grid_thw": self.image_grid_thw,
+        }

@@ -6,6 +6,12 @@ is given the column indices ``P-1 .. P+R-2`` (the positions that predict the res
 tokens), so a 152k vocabulary costs ``B x R x V`` instead of ``B x L x V``. The batch is
 first trimmed to the columns any row uses; outputs are padded back to ``(B, R)``.
 The model is always called through its own ``forward`` (so FSDP / PEFT wrappers work).
+
+:func:`packed_policy_logprobs` gives the same values from one padding-free row (the rows'
+valid tokens concatenated, position ids restarting per sequence): with flash-attention 2 the
+model runs varlen attention over the sequence boundaries; with sdpa / eager transformers builds
+a block-diagonal causal mask (correct, but no cheaper than padding: the CPU fallback is
+token-budget micro-batches of :func:`policy_logprobs`, see ``rl.workers.batching``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 from rl.models.encoded_batch import EncodedBatch
 from rl.models.mrope import MRopeIndexer
 
-__all__ = ["policy_logprobs", "response_logits", "token_logprobs_from_logits", "sft_loss", "masked_mean"]
+__all__ = ["policy_logprobs", "packed_policy_logprobs", "response_logits", "token_logprobs_from_logits", "sft_loss", "masked_mean"]
 
 
 def _underlying_config(model):
@@ -131,6 +137,36 @@ def policy_logprobs(
     if with_entropy:
         ent = torch.where(mask, ent, torch.zeros_like(ent))
         ent_full = torch.cat([ent, ent_full[:, rt:]], dim=1) if rt < r else ent
+    return logp_full, ent_full
+
+
+def packed_policy_logprobs(
+    model, batch: EncodedBatch, temperature: float = 1.0, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`policy_logprobs` computed on ``batch.packed()``: the same ``(B, R)`` outputs (0 at
+    masked positions), from one ``(1, T)`` forward, ``T`` = the batch's valid tokens.
+
+    Needs an attention implementation that reads packed ``position_ids`` without an attention
+    mask (transformers' flash_attention_2 / sdpa / eager for Qwen2.5-VL). Differentiable.
+    """
+    if temperature <= 0:
+        raise ValueError(f"packed_policy_logprobs temperature must be > 0, got {temperature}")
+    _check_rope(model, batch)
+    device = next(model.parameters()).device
+    if batch.device != device:
+        batch = batch.to(device)
+    b, r = len(batch), batch.response_width
+    packed = batch.packed()
+    logp_full = torch.zeros((b, r), dtype=torch.float32, device=batch.device)
+    ent_full = torch.zeros((b, r), dtype=torch.float32, device=batch.device) if with_entropy else None
+    if packed.targets.numel() == 0:
+        return logp_full, ent_full
+    out = model(**packed.model_inputs(), use_cache=False, logits_to_keep=packed.logit_index)
+    logp, ent = token_logprobs_from_logits(out.logits[0], packed.targets, temperature, with_entropy)  # (K,)
+    where = (packed.target_rows, packed.target_cols)
+    logp_full = logp_full.index_put(where, logp)
+    if with_entropy:
+        ent_full = ent_full.index_put(where, ent)
     return logp_full, ent_full
 
 

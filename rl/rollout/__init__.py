@@ -43,9 +43,15 @@ def build_rollout_backend(
     dtype: str = "float32",
     attn_implementation: str = "sdpa",
     seed: int = 0,
+    lora: Any = None,
 ) -> RolloutBackend:
-    """The rollout engine named by ``cfg.backend`` serving the checkpoint at ``model_path``."""
+    """The rollout engine named by ``cfg.backend`` serving the checkpoint at ``model_path``.
+
+    ``lora``: the actor's ``LoraConfig`` when the engine serves its adapter (vLLM's LoRA, GPU runs;
+    :func:`rl.workers.lora.serves_adapter`); None: the engine receives merged full weights."""
     if cfg.backend == "hf":
+        if lora is not None:
+            raise ValueError("the transformers rollout backend takes merged weights, not a LoRA adapter")
         from rl.rollout.hf import HFRolloutBackend
 
         return HFRolloutBackend.from_pretrained(
@@ -55,5 +61,5 @@ def build_rollout_backend(
     if cfg.backend == "vllm":
         from rl.rollout.vllm import VLLMRolloutBackend
 
-        return VLLMRolloutBackend.from_config(model_path, cfg, device=device, dtype=dtype, seed=seed)
+        return VLLMRolloutBackend.from_config(model_path, cfg, device=device, dtype=dtype, seed=seed, lora=lora)
     raise ValueError(f"unknown rollout.backend {cfg.backend!r}; expected 'hf' or 'vllm'")

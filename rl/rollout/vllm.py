@@ -46,6 +46,7 @@ import torch
 
 from rl.config import RolloutConfig
 from rl.rollout.base import GeneratedResponse, RolloutBackend, RolloutOutput, SamplingParams
+from rl.rollout.vllm_lora import AdapterPublisher, lora_engine_kwargs
 from rl.rollout.vllm_worker_ext import WORKER_EXTENSION, pack_bucket
 
 __all__ = [
@@ -240,6 +241,8 @@ class VLLMRolloutBackend(RolloutBackend):
         seed: base seed of calls whose ``SamplingParams.seed`` is None (call ``k`` uses ``seed + k``).
         max_images_per_prompt: ``limit_mm_per_prompt["image"]``.
         engine_overrides: extra ``vllm.LLM`` keyword arguments.
+        lora: serve a LoRA actor's adapter (``actor.lora``; GPU runs) instead of loading merged
+            weights: weight syncs carry the adapter (:mod:`rl.rollout.vllm_lora`).
     """
 
     def __init__(
@@ -251,6 +254,7 @@ class VLLMRolloutBackend(RolloutBackend):
         seed: int = 0,
         max_images_per_prompt: int = 8,
         engine_overrides: Optional[Mapping[str, Any]] = None,
+        lora: Optional[Any] = None,
     ):
         if cfg.weight_sync_bucket_mb <= 0:
             raise ValueError(f"rollout.weight_sync_bucket_mb must be > 0, got {cfg.weight_sync_bucket_mb}")
@@ -268,8 +272,10 @@ class VLLMRolloutBackend(RolloutBackend):
         self.seed = int(seed)
         self._calls = 0
         self.bucket_mb = float(cfg.weight_sync_bucket_mb)
+        self.adapter = AdapterPublisher(lora, self.model_path) if lora is not None else None
+        overrides = {**(lora_engine_kwargs(lora.rank) if lora is not None else {}), **dict(engine_overrides or {})}
         self.engine_kwargs = engine_kwargs(self.model_path, cfg, device=device, dtype=dtype, seed=seed,
-                                           max_images_per_prompt=max_images_per_prompt, overrides=engine_overrides)
+                                           max_images_per_prompt=max_images_per_prompt, overrides=overrides)
         self.logprobs_mode = self.engine_kwargs["logprobs_mode"]
         self.supports_sleep = device == "cuda" and bool(self.engine_kwargs.get("enable_sleep_mode"))
         self.processor = load_processor(self.model_path)
@@ -299,9 +305,9 @@ class VLLMRolloutBackend(RolloutBackend):
 
     @classmethod
     def from_config(cls, model_path: str | os.PathLike, cfg: RolloutConfig, device: str = "cpu",
-                    dtype: str = "float32", seed: int = 0) -> "VLLMRolloutBackend":
+                    dtype: str = "float32", seed: int = 0, lora: Optional[Any] = None) -> "VLLMRolloutBackend":
         """Backend of ``rollout.backend=vllm`` (what :func:`rl.rollout.build_rollout_backend` returns)."""
-        return cls(model_path, cfg, device=device, dtype=dtype, seed=seed)
+        return cls(model_path, cfg, device=device, dtype=dtype, seed=seed, lora=lora)
 
     @property
     def logprobs_exact(self) -> bool:
@@ -383,7 +389,7 @@ class VLLMRolloutBackend(RolloutBackend):
     def generate(self, prompts: Sequence[Mapping[str, Any]], params: SamplingParams) -> RolloutOutput:
         """``params.n`` responses per prompt record (prompt-major order), see :class:`RolloutOutput`."""
         vllm_prompts, sampling = self._requests(prompts, params)
-        outputs = self.llm.generate(vllm_prompts, sampling, use_tqdm=False)
+        outputs = self.llm.generate(vllm_prompts, sampling, use_tqdm=False, lora_request=self._lora_request())
         if len(outputs) != len(prompts):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(prompts)} prompts")
         responses: list[GeneratedResponse] = []
@@ -426,7 +432,8 @@ class VLLMRolloutBackend(RolloutBackend):
         enqueue = getattr(self.llm, "enqueue", None)
         if enqueue is not None:  # vLLM >= 0.30: prompts are rendered the way LLM.generate does
             # enqueue returns internal ids "<counter>-<8 random chars>"; outputs carry the counter
-            return [str(r).rsplit("-", 1)[0] for r in enqueue(vllm_prompts, sampling, use_tqdm=False)]
+            return [str(r).rsplit("-", 1)[0]
+                    for r in enqueue(vllm_prompts, sampling, use_tqdm=False, lora_request=self._lora_request())]
         return self._add_requests_to_engine(vllm_prompts, sampling)
 
     def _add_requests_to_engine(self, vllm_prompts: list, sampling: list) -> list[str]:
@@ -437,7 +444,7 @@ class VLLMRolloutBackend(RolloutBackend):
         for i, (prompt, sp) in enumerate(zip(vllm_prompts, sampling)):
             sp.output_kind = RequestOutputKind.FINAL_ONLY
             rid = f"vrs-{self._calls}-{i}"
-            self.llm.llm_engine.add_request(rid, prompt, sp)
+            self.llm.llm_engine.add_request(rid, prompt, sp, lora_request=self._lora_request())
             ids.append(rid)
         return ids
 
@@ -458,6 +465,10 @@ class VLLMRolloutBackend(RolloutBackend):
 
     # ------------------------------------------------------------------ weights
 
+    def _lora_request(self) -> Any:
+        """The ``LoRARequest`` every request carries (None: no adapter, or none synced yet)."""
+        return self.adapter.request() if self.adapter is not None else None
+
     def _rpc(self, method: str, *args: Any) -> list[Any]:
         return self.llm.collective_rpc(method, args=args)
 
@@ -468,6 +479,8 @@ class VLLMRolloutBackend(RolloutBackend):
         tensors taken from ``named_tensors``."""
         from rl.workers.fsdp import bucketize
 
+        if self.adapter is not None:   # a LoRA adapter: published by reset_caches
+            return self.adapter.add(named_tensors)
         if not self._update_open:
             if self._asleep:
                 self.llm.wake_up(tags=["weights"])
@@ -485,13 +498,19 @@ class VLLMRolloutBackend(RolloutBackend):
 
     def reset_caches(self) -> None:
         """Finish an open weight sync (post-processing, tied weights, worker caches), wake the KV
-        cache after a sleep, then reset the prefix (KV), multimodal and encoder caches."""
+        cache after a sleep, then reset the prefix (KV), multimodal and encoder caches. With a LoRA
+        adapter: publish the synced adapter as a new ``LoRARequest`` and drop the previous one."""
+        if self.adapter is not None and self.adapter.open:
+            _, previous = self.adapter.publish()
+            if previous is not None:
+                self.llm.llm_engine.remove_lora(previous)
+            self.last_sync = {"mode": "lora_adapter", "adapter": self.adapter.name}
         if self._update_open:
             self._update_open = False
             infos = self._rpc("vrs_finish_weight_update")
             self._weights_valid = True
             self.last_sync = dict(infos[0], seconds=time.perf_counter() - self._sync_start, sent=self._sent_tensors)
-        if self._asleep and self._weights_valid:
+        if self._asleep and self._weights_valid and self.adapter is None:   # adapter: wake() restores all
             self.llm.wake_up(tags=["kv_cache"])
             self._asleep = False
         if not self.llm.reset_prefix_cache():
@@ -506,12 +525,13 @@ class VLLMRolloutBackend(RolloutBackend):
     # ------------------------------------------------------------------ memory
 
     def sleep(self) -> None:
-        """Discard weights and KV cache (GPU with ``rollout.enable_sleep``; no-op otherwise)."""
+        """Discard weights and KV cache (GPU with ``rollout.enable_sleep``; no-op otherwise). Serving a
+        LoRA adapter, the base weights are kept in host memory (``level=1``): syncs never resend them."""
         if not self.supports_sleep or self._asleep:
             return
-        self.llm.sleep(level=2)
+        self.llm.sleep(level=1 if self.adapter is not None else 2)
         self._asleep = True
-        self._weights_valid = False
+        self._weights_valid = self.adapter is not None
 
     def wake(self) -> None:
         """Re-allocate the engine after :meth:`sleep` (weights must have been synced since)."""
@@ -525,3 +545,5 @@ class VLLMRolloutBackend(RolloutBackend):
     def close(self) -> None:
         """Drop the engine (its memory is freed when the object is collected)."""
         self.llm = None
+        if self.adapter is not None:
+            self.adapter.close()

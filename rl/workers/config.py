@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from rl.algos_config import KL_TYPES, LOSS_AGG_MODES, POLICY_LOSSES
+from rl.models.config import LoraConfig
 
 #: Learning-rate schedules (actor and SFT).
 LR_SCHEDULERS = ("constant", "cosine")
 #: FSDP mixed-precision dtypes ("" = the model's dtype).
 FSDP_DTYPES = ("", "float32", "bfloat16", "float16")
+#: How token-budget micro-batches run (``actor.packing``).
+PACKING_MODES = ("auto", "padded", "packed")
 
 
 @dataclass
@@ -56,8 +59,20 @@ class ActorConfig:
 
     # Prompts per optimizer step (x rollout.n responses).
     ppo_mini_batch_size: Annotated[int, ">= 1"] = 16
-    # Sequences per forward/backward on one worker.
+    # Sequences per forward/backward on one worker (used when max_tokens_per_micro_batch is 0).
     ppo_micro_batch_size_per_worker: Annotated[int, ">= 1"] = 8
+    # Token budget of one forward/backward on one worker (actor update, old and reference log-probs):
+    # micro-batches of rows of similar length up to this many prompt + response tokens after
+    # trimming their padding (packed: the sum of the rows' tokens); the actor update's rank shards
+    # are balanced by tokens. 0 = fixed-size micro-batches of ppo_micro_batch_size_per_worker.
+    # The loss is the same either way (docs/grpo.md#token-budget-micro-batches-and-packing).
+    max_tokens_per_micro_batch: Annotated[int, ">= 0"] = 0
+    # How a token-budget micro-batch runs: auto (packed with flash_attention_2 as
+    # model.attn_implementation, padded otherwise) | padded (rows padded to the micro-batch's longest
+    # prompt and response) | packed (rows concatenated without padding, position ids restarting per
+    # sequence: varlen attention with flash-attention 2; sdpa / eager use a block-diagonal mask,
+    # exact but not faster). Ignored when max_tokens_per_micro_batch is 0.
+    packing: Literal[PACKING_MODES] = "auto"
     # Passes over each GRPO batch (1 = on-policy).
     ppo_epochs: Annotated[int, ">= 1"] = 1
     # Policy loss of verl's core_algos: vanilla, gspo, gpg, clip_cov, kl_cov, geo_mean, cispo, sapo, dppo_tv,
@@ -82,3 +97,8 @@ class ActorConfig:
     entropy_coeff: float = 0.0
     optim: OptimConfig = field(default_factory=OptimConfig)
     fsdp: FSDPConfig = field(default_factory=FSDPConfig)
+    # LoRA during GRPO (rank > 0): only the adapters on the language model's target modules are
+    # trained (vision tower frozen); the reference is the same model with adapters disabled (no
+    # reference workers); rollout engines get merged weights (vLLM on GPU: the adapter); checkpoints
+    # hold adapters + optimizer state. rank 0 = full fine-tuning (docs/grpo.md#lora-during-grpo).
+    lora: LoraConfig = field(default_factory=LoraConfig)

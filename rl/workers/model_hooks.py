@@ -16,7 +16,7 @@ from torch import nn
 
 from rl.config import LoraConfig, ModelConfig
 
-__all__ = ["ModelHooks", "default_hooks", "apply_lora", "take_rows"]
+__all__ = ["ModelHooks", "default_hooks", "apply_lora", "language_model_targets", "take_rows"]
 
 
 LoadFn = Callable[[str, ModelConfig], nn.Module]
@@ -28,6 +28,8 @@ LogprobFn = Callable[[nn.Module, Any, float, bool], tuple[torch.Tensor, Optional
 class ModelHooks:
     load: LoadFn
     logprobs: LogprobFn
+    # Same outputs from the rows packed without padding (``actor.packing``); None: not supported.
+    packed_logprobs: Optional[LogprobFn] = None
 
 
 def _load_with_rl_models(path: str, model_cfg: ModelConfig) -> nn.Module:
@@ -43,9 +45,16 @@ def _logprobs_with_rl_models(model: nn.Module, batch: Any, temperature: float, w
     return policy_logprobs(model, batch, temperature=temperature, with_entropy=with_entropy)
 
 
+def _packed_logprobs_with_rl_models(model: nn.Module, batch: Any, temperature: float, with_entropy: bool):
+    from rl.models.logprobs import packed_policy_logprobs
+
+    return packed_policy_logprobs(model, batch, temperature=temperature, with_entropy=with_entropy)
+
+
 def default_hooks() -> ModelHooks:
     """Qwen2.5-VL through ``rl.models``."""
-    return ModelHooks(load=_load_with_rl_models, logprobs=_logprobs_with_rl_models)
+    return ModelHooks(load=_load_with_rl_models, logprobs=_logprobs_with_rl_models,
+                      packed_logprobs=_packed_logprobs_with_rl_models)
 
 
 def take_rows(batch: Any, indices: Sequence[int]) -> Any:
@@ -53,9 +62,23 @@ def take_rows(batch: Any, indices: Sequence[int]) -> Any:
     return batch.select(list(indices))
 
 
-def apply_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
+#: Module-name components that mark a vision tower (Qwen2.5-VL: ``model.visual``).
+VISION_TOWER_NAMES = ("visual", "vision_tower", "vision_model")
+
+
+def language_model_targets(model: nn.Module, targets: Sequence[str]) -> list[str]:
+    """Full names of the modules whose last name component is in ``targets``, outside the vision
+    tower (:data:`VISION_TOWER_NAMES`); what vLLM's LoRA serves (it adapts the language model)."""
+    wanted = set(targets)
+    return [name for name, _ in model.named_modules()
+            if name.rsplit(".", 1)[-1] in wanted and not set(name.split(".")) & set(VISION_TOWER_NAMES)]
+
+
+def apply_lora(model: nn.Module, cfg: LoraConfig, language_model_only: bool = False) -> nn.Module:
     """Wrap ``model`` with a peft LoRA adapter (base frozen, adapters trainable).
 
+    ``language_model_only``: adapters on the target modules of the language model only (the
+    vision tower stays frozen; :func:`language_model_targets`), as the GRPO actor uses them.
     Call with the same torch seed on every rank: the adapters' random initialisation must
     agree before the model is sharded.
     """
@@ -64,9 +87,12 @@ def apply_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
 
     if cfg.rank <= 0:
         raise ValueError(f"LoRA rank must be > 0, got {cfg.rank}")
-    peft_cfg = PeftLoraConfig(
-        r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules)
-    )
+    targets = list(cfg.target_modules)
+    if language_model_only:
+        targets = language_model_targets(model, targets)
+        if not targets:
+            raise ValueError(f"no module of the language model matches LoRA target_modules {list(cfg.target_modules)}")
+    peft_cfg = PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets)
     return get_peft_model(model, peft_cfg)
 
 

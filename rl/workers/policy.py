@@ -36,7 +36,8 @@ from torch import nn
 from rl.algos import GlobalBatchInfo, check_actor_config, policy_loss
 from rl.config import ActorConfig, ModelConfig, SFTConfig
 from rl.workers import fsdp as fsdp_utils
-from rl.workers.batching import MicroBatch, plan_micro_batches, plan_mini_batches
+from rl.workers.batching import MicroBatch, plan_micro_batches, plan_mini_batches, plan_token_micro_batches, row_lengths
+from rl.workers.lora import adapter_tensors, lora_settings, lora_state, parameter_counts
 from rl.workers.model_hooks import ModelHooks, apply_lora, default_hooks, take_rows, unwrap_hf
 from rl.workers.optim import OptimSettings, build_optimizer, build_scheduler, clip_gradients
 from rl.workers.state_io import load_dcp, read_worker_state, save_dcp, save_hf
@@ -100,12 +101,13 @@ class PolicyWorker:
 
         fsdp_utils.init_distributed(rank, world_size, master_addr, master_port)
         self.device = torch.device(fsdp_utils.device_type())
-        self.uses_lora = role == "sft" and sft_cfg.lora.rank > 0
+        self.lora_cfg = lora_settings(role, actor_cfg, sft_cfg)   # None: full fine-tuning
+        self.uses_lora = self.lora_cfg is not None
         with torch.random.fork_rng(devices=[]):  # same init on every rank, process RNG untouched
             torch.manual_seed(seed)
             model = self.hooks.load(self.model_path, model_cfg)
-            if self.uses_lora:
-                model = apply_lora(model, sft_cfg.lora)
+            if self.uses_lora:   # the actor adapts the language model only (what vLLM's LoRA serves)
+                model = apply_lora(model, self.lora_cfg, language_model_only=role == "actor")
         if role == "reference":
             model.requires_grad_(False)
         elif model_cfg.gradient_checkpointing:
@@ -136,6 +138,34 @@ class PolicyWorker:
             return self.sft_cfg.micro_batch_size_per_worker
         return self.actor_cfg.ppo_micro_batch_size_per_worker
 
+    @property
+    def max_tokens_per_micro_batch(self) -> int:
+        """Token budget of a micro-batch (0: fixed-size micro-batches of :attr:`micro_batch_size`)."""
+        if self.role == "sft":
+            return getattr(self.sft_cfg, "max_tokens_per_micro_batch", 0)
+        return self.actor_cfg.max_tokens_per_micro_batch
+
+    @property
+    def packs_rows(self) -> bool:
+        """Token-budget micro-batches run packed (no padding) rather than padded (``actor.packing``)."""
+        mode = getattr(self.actor_cfg, "packing", "padded")
+        if self.max_tokens_per_micro_batch <= 0 or self.hooks.packed_logprobs is None or mode == "padded":
+            return False
+        return mode == "packed" or self.model_cfg.attn_implementation == "flash_attention_2"
+
+    def _plan_micro(self, batch: Any, rows: list[int]) -> list[MicroBatch]:
+        """Micro-batches of ``rows``: fixed-size, or by the token budget. Collective."""
+        if self.max_tokens_per_micro_batch <= 0:
+            return plan_micro_batches(rows, self.micro_batch_size)
+        prompt, response = row_lengths(batch)
+        return plan_token_micro_batches(rows, prompt, response, self.max_tokens_per_micro_batch, self.packs_rows,
+                                        fallback_row=rows[0] if rows else 0)
+
+    def _logprobs(self, sub: Any, temperature: float, with_entropy: bool):
+        """(log-probs (b, R), entropy (b, R) | None) of a micro-batch, packed or padded."""
+        fn = self.hooks.packed_logprobs if self.packs_rows else self.hooks.logprobs
+        return fn(self.model, sub, temperature, with_entropy)
+
     def _require_trainable(self, method: str) -> None:
         if self.optimizer is None:
             raise RuntimeError(f"{method} is not available on a {self.role!r} worker")
@@ -160,13 +190,26 @@ class PolicyWorker:
         if len(batch) == 0:
             raise ValueError("compute_log_prob needs at least one sequence on every rank")
         self.model.eval()
-        out = []
-        for micro in plan_micro_batches(list(range(len(batch))), self.micro_batch_size):
+        out = torch.zeros(tuple(batch.response_mask.shape), dtype=torch.float32)
+        for micro in self._plan_micro(batch, list(range(len(batch)))):
             sub = self._batch_to_device(take_rows(batch, micro.rows))
-            logp, _ = self.hooks.logprobs(self.model, sub, self.temperature, False)
-            if not micro.padding:
-                out.append(logp.float().cpu() * sub.response_mask.cpu().to(torch.float32))
-        return torch.cat(out, dim=0)
+            logp, _ = self._logprobs(sub, self.temperature, False)
+            if not micro.padding:   # rows back in shard order (a token budget groups them by length)
+                out[micro.rows] = logp.float().cpu() * sub.response_mask.cpu().to(torch.float32)
+        return out
+
+    @torch.no_grad()
+    def compute_ref_log_prob(self, batch: Any) -> torch.Tensor:
+        """Reference log-probs (B, R) of a LoRA actor: :meth:`compute_log_prob` with the adapters
+        disabled (peft's ``disable_adapter``), i.e. under the frozen base model. Collective."""
+        if not self.uses_lora:
+            raise RuntimeError("compute_ref_log_prob needs a LoRA worker (actor.lora.rank > 0)")
+        with self.model.disable_adapter():
+            return self.compute_log_prob(batch)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """``{"trainable", "total"}`` parameters of the model (LoRA: the adapters are the trainable ones)."""
+        return parameter_counts(self.model)
 
     # ------------------------------------------------------------------ GRPO update
 
@@ -205,6 +248,8 @@ class PolicyWorker:
         ref_log_probs: Optional[torch.Tensor],
         global_num_tokens: Optional[int] = None,
         global_num_seqs: Optional[int] = None,
+        loss_mask: Optional[torch.Tensor] = None,
+        rollout_is_weights: Optional[torch.Tensor] = None,
     ) -> dict[str, float]:
         """One GRPO training step on this rank's shard. Collective.
 
@@ -220,6 +265,9 @@ class PolicyWorker:
             ref_log_probs: (B_r, R); required with ``actor.use_kl_loss``.
             global_num_tokens / global_num_seqs: optional check: valid response tokens /
                 sequences of the whole step over all ranks (a mismatch raises ValueError).
+            loss_mask: (B_r, R) the tokens the loss counts (default ``batch.response_mask``;
+                rollout rejection sampling removes some, :mod:`rl.rollout_corr`).
+            rollout_is_weights: (B_r, R) rollout-correction IS weights of the policy loss (None: none).
 
         Returns:
             Metrics identical on every rank: ``actor/pg_loss``, ``actor/kl_loss``,
@@ -228,10 +276,11 @@ class PolicyWorker:
         """
         if self.role != "actor":
             raise RuntimeError(f"update_policy is not available on a {self.role!r} worker")
-        mask = batch.response_mask.cpu().bool()
+        mask = (batch.response_mask if loss_mask is None else loss_mask).cpu().bool()
         for name, tensor in (("advantages", advantages), ("old_log_probs", old_log_probs),
-                             ("ref_log_probs", ref_log_probs)):
-            self._check_rows(name, tensor, mask)
+                             ("ref_log_probs", ref_log_probs), ("loss_mask", loss_mask),
+                             ("rollout_is_weights", rollout_is_weights)):
+            self._check_rows(name, tensor, batch.response_mask)
         if len(batch) == 0:
             raise ValueError("update_policy needs at least one sequence on every rank")
         if self.actor_cfg.use_kl_loss and ref_log_probs is None:
@@ -251,8 +300,9 @@ class PolicyWorker:
         for _ in range(self.actor_cfg.ppo_epochs):
             for rows in mini_batches:
                 info = self._batch_info(mask[rows])
-                for micro in plan_micro_batches(rows, self.micro_batch_size):
-                    metrics = self._actor_micro_step(batch, micro, info, advantages, old_log_probs, ref_log_probs)
+                for micro in self._plan_micro(batch, rows):
+                    metrics = self._actor_micro_step(batch, micro, info, advantages, old_log_probs, ref_log_probs,
+                                                     loss_mask, rollout_is_weights)
                     for key, value in metrics.items():
                         sums[key] += value
                 grad_norms.append(self._optimizer_step())
@@ -268,16 +318,17 @@ class PolicyWorker:
         return out
 
     def _actor_micro_step(self, batch, micro: MicroBatch, info: GlobalBatchInfo, advantages,
-                          old_log_probs, ref_log_probs) -> dict[str, float]:
+                          old_log_probs, ref_log_probs, loss_mask=None, rollout_is_weights=None) -> dict[str, float]:
         rows = micro.rows
         sub = self._batch_to_device(take_rows(batch, rows))
-        logp, entropy = self.hooks.logprobs(self.model, sub, self.temperature, True)
+        logp, entropy = self._logprobs(sub, self.temperature, True)
         old = logp.detach() if old_log_probs is None else self._to_device(old_log_probs[rows])
         ref = None if ref_log_probs is None else self._to_device(ref_log_probs[rows])
         loss, metrics = policy_loss(
             log_prob=logp, old_log_prob=old, advantages=self._to_device(advantages[rows]),
-            response_mask=sub.response_mask, actor_cfg=self.actor_cfg, batch_info=info,
-            ref_log_prob=ref, entropy=entropy,
+            response_mask=sub.response_mask if loss_mask is None else self._to_device(loss_mask[rows]),
+            actor_cfg=self.actor_cfg, batch_info=info, ref_log_prob=ref, entropy=entropy,
+            rollout_is_weights=None if rollout_is_weights is None else self._to_device(rollout_is_weights[rows]),
         )
         if micro.padding:
             loss = loss * 0.0
@@ -308,9 +359,9 @@ class PolicyWorker:
         lr = self.current_lr()
         self.model.train()
         loss_sum = 0.0
-        for micro in plan_micro_batches(list(range(len(batch))), self.micro_batch_size):
+        for micro in self._plan_micro(batch, list(range(len(batch)))):
             sub = self._batch_to_device(take_rows(batch, micro.rows))
-            logp, _ = self.hooks.logprobs(self.model, sub, 1.0, False)
+            logp, _ = self._logprobs(sub, 1.0, False)
             loss = agg_loss(loss_mat=-logp, loss_mask=sub.response_mask.bool(), loss_agg_mode="token-mean",
                             dp_size=info.dp_size, batch_num_tokens=max(info.num_tokens, 1))
             if micro.padding:
@@ -348,6 +399,13 @@ class PolicyWorker:
                 bucket = list(revert_weight_conversion(self.hf_model, dict(bucket)).items())
             yield bucket
 
+    def adapter_buckets(self, bucket_mb: float = 256) -> Iterator[list[tuple[str, torch.Tensor]]]:
+        """The LoRA adapter only, as peft saves it (``base_model.model.<module>.lora_A.weight`` (r, in),
+        ``lora_B.weight`` (out, r); full CPU tensors), in buckets. Collective. For vLLM's LoRA serving."""
+        if not self.uses_lora:
+            raise RuntimeError("adapter_buckets needs a LoRA worker")
+        yield from fsdp_utils.bucketize(adapter_tensors(self.model), bucket_mb)
+
     def export_hf(self, out_dir: str) -> Optional[Path]:
         """Write a ``save_pretrained`` folder (LoRA merged, processor files copied). Collective.
 
@@ -364,8 +422,15 @@ class PolicyWorker:
 
     # ------------------------------------------------------------------ checkpoints
 
+    @property
+    def adapters_only(self) -> bool:
+        """Whether checkpoints hold only the trainable adapters (a LoRA actor: the frozen base is the
+        starting policy, loaded again at resume and by ``launch.export``)."""
+        return self.uses_lora and self.role == "actor"
+
     def save_checkpoint(self, directory: str) -> Path:
-        """Sharded DCP checkpoint of model + optimizer + lr scheduler + step. Collective."""
+        """Sharded DCP checkpoint of model (a LoRA actor: adapters only) + optimizer + lr scheduler
+        + step. Collective."""
         state = {
             "global_step": self.global_step,
             "role": self.role,
@@ -373,7 +438,10 @@ class PolicyWorker:
             "uses_lora": self.uses_lora,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
         }
-        return save_dcp(directory, self.model, self.optimizer, state)
+        if self.adapters_only:
+            targets = getattr(self.model, "peft_config", {}).get("default")
+            state.update(adapters_only=True, lora=lora_state(self.lora_cfg, getattr(targets, "target_modules", None)))
+        return save_dcp(directory, self.model, self.optimizer, state, trainable_only=self.adapters_only)
 
     def load_checkpoint(self, directory: str) -> dict[str, Any]:
         """Restore what :meth:`save_checkpoint` wrote (any world size). Collective."""
@@ -383,7 +451,10 @@ class PolicyWorker:
                 f"checkpoint {directory} was written by a {state.get('role')!r} worker (lora={state.get('uses_lora')}), "
                 f"this worker is {self.role!r} (lora={self.uses_lora})"
             )
-        state = load_dcp(directory, self.model, self.optimizer)
+        if bool(state.get("adapters_only")) != self.adapters_only:
+            raise RuntimeError(f"checkpoint {directory} holds {'adapters only' if state.get('adapters_only') else 'full weights'}; "
+                               f"this worker expects {'adapters only' if self.adapters_only else 'full weights'}")
+        state = load_dcp(directory, self.model, self.optimizer, trainable_only=self.adapters_only)
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.global_step = int(state["global_step"])

@@ -52,11 +52,17 @@ class PolicyActor:
     def compute_log_prob(self, batch: Any) -> tuple[torch.Tensor, float]:
         return timed(self.worker.compute_log_prob, batch)
 
+    def compute_ref_log_prob(self, batch: Any) -> tuple[torch.Tensor, float]:
+        return timed(self.worker.compute_ref_log_prob, batch)
+
+    def parameter_counts(self) -> dict[str, int]:
+        return self.worker.parameter_counts()
+
     def update_policy(self, batch: Any, advantages: torch.Tensor, old_log_probs: Optional[torch.Tensor],
                       ref_log_probs: Optional[torch.Tensor], global_num_tokens: int,
-                      global_num_seqs: int) -> tuple[dict[str, float], float]:
+                      global_num_seqs: int, **correction: torch.Tensor) -> tuple[dict[str, float], float]:
         return timed(self.worker.update_policy, batch, advantages, old_log_probs, ref_log_probs,
-                     global_num_tokens, global_num_seqs)
+                     global_num_tokens, global_num_seqs, **correction)
 
     def sft_step(self, batch: Any, global_num_tokens: int) -> tuple[dict[str, float], float]:
         return timed(self.worker.sft_step, batch, global_num_tokens)
@@ -70,17 +76,21 @@ class PolicyActor:
     def export_hf(self, out_dir: str) -> Optional[Path]:
         return self.worker.export_hf(out_dir)
 
-    def push_weights(self, targets: Sequence[Any], bucket_mb: int, checkpoint_names: bool = True) -> tuple[int, float]:
+    def push_weights(self, targets: Sequence[Any], bucket_mb: int, checkpoint_names: bool = True,
+                     adapter: bool = False) -> tuple[int, float]:
         """Gather full weights (a collective: every rank calls this) and stream them, bucket by
         bucket, from rank 0 straight to the rollout workers (never through the driver).
 
         ``checkpoint_names``: HF checkpoint-file names (what vLLM loads) or the transformers
-        module's state-dict names (what the in-process HF backend copies into)."""
+        module's state-dict names (what the in-process HF backend copies into). ``adapter``: a LoRA
+        actor sends its adapter only (peft names; vLLM's LoRA serving), not merged weights."""
         import ray
 
         start = time.perf_counter()
         sent = 0
-        for bucket in self.worker.state_dict_buckets(bucket_mb, checkpoint_names=checkpoint_names):
+        buckets = (self.worker.adapter_buckets(bucket_mb) if adapter
+                   else self.worker.state_dict_buckets(bucket_mb, checkpoint_names=checkpoint_names))
+        for bucket in buckets:
             if self.rank == 0:
                 ref = ray.put(bucket)
                 ray.get([t.update_weights.remote(ref) for t in targets])
@@ -109,6 +119,7 @@ class PolicyGroup(WorkerGroup):
         super().__init__(role, PolicyActor, options, lambda rank: (rank, world_size, torch_threads))
         addr, port = ray.get(self.workers[0].address.remote())
         ray.get([w.setup.remote(addr, port, role=role, **worker_kwargs) for w in self.workers])
+        self.worker_kwargs = worker_kwargs
 
     @property
     def world_size(self) -> int:
@@ -133,21 +144,54 @@ class PolicyGroup(WorkerGroup):
         parts, busy = self.gather(futures)
         return torch.cat(parts), busy
 
+    def compute_ref_log_prob_async(self, shards: Sequence[Any]) -> list[Any]:
+        """Like :meth:`compute_log_prob_async` with the LoRA adapters disabled (the base model)."""
+        return [w.compute_ref_log_prob.remote(s) for w, s in zip(self.workers, shards)]
+
+    def parameter_counts(self) -> dict[str, int]:
+        """``{"trainable", "total"}`` parameters of the policy (rank 0's view; the counts are global)."""
+        import ray
+
+        return ray.get(self.workers[0].parameter_counts.remote())
+
     # ------------------------------------------------------------ training
     def update_policy(self, encoded: Any, advantages: torch.Tensor, old_log_probs: torch.Tensor,
-                      ref_log_probs: Optional[torch.Tensor]) -> dict[str, float]:
+                      ref_log_probs: Optional[torch.Tensor], **correction: torch.Tensor) -> dict[str, float]:
         """One GRPO update on the whole batch (N sequences, (N, R) tensors), sharded over the
-        ranks; returns rank 0's ``actor/*`` metrics (already reduced over the ranks)."""
-        num_tokens = int(encoded.response_mask.sum())
+        ranks; returns rank 0's ``actor/*`` metrics (already reduced over the ranks).
+        ``correction``: the rollout correction's (N, R) ``loss_mask`` / ``rollout_is_weights``
+        (:func:`rl.rollout_corr.update_kwargs`), sharded like the rest."""
+        order = self.balanced_order(encoded)   # None: the plain contiguous split
+        if order is not None:
+            encoded, advantages, old_log_probs = encoded.select(order), advantages[order], old_log_probs[order]
+            ref_log_probs = None if ref_log_probs is None else ref_log_probs[order]
+            correction = {k: t[order] for k, t in correction.items()}
+        num_tokens = int(correction.get("loss_mask", encoded.response_mask).sum())
         num_seqs = len(encoded)
         refs = self.shard(ref_log_probs) if ref_log_probs is not None else [None] * self.world_size
+        extra = [dict(zip(correction, parts)) for parts in zip(*(self.shard(t) for t in correction.values()))]
         futures = [
-            w.update_policy.remote(e, a, o, r, num_tokens, num_seqs)
-            for w, e, a, o, r in zip(self.workers, self.shard(encoded), self.shard(advantages),
-                                     self.shard(old_log_probs), refs)
+            w.update_policy.remote(e, a, o, r, num_tokens, num_seqs, **x)
+            for w, e, a, o, r, x in zip(self.workers, self.shard(encoded), self.shard(advantages),
+                                        self.shard(old_log_probs), refs, extra or [{}] * self.world_size)
         ]
         results, _ = self.gather(futures)
         return dict(results[0])
+
+    def balanced_order(self, encoded: Any) -> Optional[list[int]]:
+        """With an actor token budget (``actor.max_tokens_per_micro_batch > 0``) on several ranks: a
+        row order whose contiguous split gives the ranks similar token loads and keeps every
+        sequence in its mini-batch (:func:`rl.workers.batching.balanced_rank_rows`); else None."""
+        actor_cfg = self.worker_kwargs.get("actor_cfg")
+        if (self.name != "actor" or self.world_size == 1 or actor_cfg is None
+                or actor_cfg.max_tokens_per_micro_batch <= 0):
+            return None
+        from rl.workers.batching import balanced_rank_rows, row_lengths
+
+        prompt, response = row_lengths(encoded)
+        local_mini = max(1, actor_cfg.ppo_mini_batch_size * self.worker_kwargs.get("rollout_n", 1) // self.world_size)
+        per_rank = balanced_rank_rows([p + r for p, r in zip(prompt, response)], self.world_size, local_mini)
+        return [i for rows in per_rank for i in rows]
 
     def sft_step(self, shards: Sequence[Any], num_tokens: int) -> dict[str, float]:
         """One SFT step on one shard per rank (``num_tokens``: response tokens of all shards);
@@ -156,11 +200,13 @@ class PolicyGroup(WorkerGroup):
         return dict(results[0])
 
     # ------------------------------------------------------------ weights and checkpoints
-    def push_weights(self, targets: Sequence[Any], bucket_mb: int, checkpoint_names: bool = True) -> tuple[int, float]:
-        """Actor -> ``targets`` (rollout actors), bucketed; returns (bytes sent, rank 0's seconds)."""
+    def push_weights(self, targets: Sequence[Any], bucket_mb: int, checkpoint_names: bool = True,
+                     adapter: bool = False) -> tuple[int, float]:
+        """Actor -> ``targets`` (rollout actors), bucketed; returns (bytes sent, rank 0's seconds).
+        ``adapter``: the LoRA adapter only (see :meth:`PolicyActor.push_weights`)."""
         import ray
 
-        results = ray.get([w.push_weights.remote(targets, bucket_mb, checkpoint_names) for w in self.workers])
+        results = ray.get([w.push_weights.remote(targets, bucket_mb, checkpoint_names, adapter) for w in self.workers])
         return results[0]
 
     def save_checkpoint(self, directory: str) -> None:
@@ -180,3 +226,30 @@ class PolicyGroup(WorkerGroup):
 
         paths = ray.get([w.export_hf.remote(out_dir) for w in self.workers])
         return str(next(p for p in paths if p))
+
+
+class AdapterOffReference:
+    """The reference role of a LoRA run (``actor.lora.rank > 0``): the actor's own ranks compute the
+    reference log-probs with the adapters disabled (the frozen base model), so no second copy of the
+    model is placed. Offers what the driver asks of a reference group."""
+
+    name = "reference"
+
+    def __init__(self, actor: PolicyGroup):
+        self.actor = actor
+
+    @property
+    def world_size(self) -> int:
+        return self.actor.world_size
+
+    def shard(self, items: Any) -> list[Any]:
+        return self.actor.shard(items)
+
+    def compute_log_prob_async(self, shards: Sequence[Any]) -> list[Any]:
+        return self.actor.compute_ref_log_prob_async(shards)
+
+    def collect_log_probs(self, futures: Sequence[Any]) -> tuple[torch.Tensor, float]:
+        return self.actor.collect_log_probs(futures)
+
+    def shutdown(self) -> None:
+        """Nothing to stop: the actor group is shut down as itself."""

@@ -21,7 +21,7 @@ from rl.workers.group import WorkerGroup, bundle_options
 
 class RolloutActor:
     def __init__(self, cfg: RolloutConfig, model_path: str, model_cfg: ModelConfig, device: str = "cpu",
-                 seed: int = 0, torch_threads: int = 1):
+                 seed: int = 0, torch_threads: int = 1, lora: Any = None):
         import torch
 
         torch.set_num_threads(torch_threads)
@@ -29,12 +29,18 @@ class RolloutActor:
         from rl.rollout import build_rollout_backend
 
         self.backend = build_rollout_backend(cfg, model_path, device=device, dtype=model_cfg.dtype,
-                                             attn_implementation=model_cfg.attn_implementation, seed=seed)
+                                             attn_implementation=model_cfg.attn_implementation, seed=seed,
+                                             lora=lora)   # lora: serve the actor's adapter (vLLM, GPU)
 
-    def generate_stream(self, prompts: list[dict[str, Any]], params: Any, offset: int = 0):
+    def generate_stream(self, prompts: list[dict[str, Any]], params: Any, offset: int = 0, announce: bool = False):
         """Ray streaming generator: ``(offset + first prompt index, RolloutOutput piece, seconds
-        since the call started)`` for every piece the backend yields (whole response groups)."""
+        since the call started)`` for every piece the backend yields (whole response groups).
+
+        ``announce``: first yield ``(offset, None, 0.0)`` as soon as the call runs. The actor runs one
+        call at a time, so a weight update sent after that notice waits until this generation ends."""
         start = time.perf_counter()
+        if announce:
+            yield offset, None, 0.0
         for index, out in self.backend.generate_groups(prompts, params):
             yield offset + index, out, time.perf_counter() - start
 
@@ -65,20 +71,21 @@ class RolloutGroup(WorkerGroup):
     samples with seed ``seed + 1000 * i`` (its own seed stream)."""
 
     def __init__(self, cfg: RolloutConfig, model_path: str, plan: PlacementPlan, model_cfg: ModelConfig,
-                 device: str = "cpu", seed: int = 0, torch_threads: int = 1):
+                 device: str = "cpu", seed: int = 0, torch_threads: int = 1, lora: Any = None):
         options = bundle_options(plan, "rollout")
         if cfg.backend == "vllm" and cfg.vllm_python:  # actors run the vLLM environment's interpreter
             from rl.rollout.vllm_env import rollout_runtime_env
 
             options = [dict(o, runtime_env=rollout_runtime_env(cfg.vllm_python)) for o in options]
         super().__init__("rollout", RolloutActor, options,
-                         lambda i: (cfg, model_path, model_cfg, device, seed + 1000 * i, torch_threads))
+                         lambda i: (cfg, model_path, model_cfg, device, seed + 1000 * i, torch_threads, lora))
         # generate calls sent to each worker = each backend's seed counter (checkpointed by the driver).
         self._seed_calls = [0] * len(self.workers)
 
     def generate(
         self, prompts: Sequence[dict[str, Any]], params: Any,
         on_groups: Optional[Callable[[int, Any], None]] = None,
+        on_start: Optional[Callable[[], None]] = None,
     ) -> tuple[list[Any], float]:
         """Split prompts over the workers in contiguous blocks and stream the results back.
 
@@ -86,13 +93,17 @@ class RolloutGroup(WorkerGroup):
         response groups (all n responses of its prompts) as soon as a worker has it
         (asynchronous generation: the driver hands each piece to the reward pool while the
         rest is still generating). Returns the pieces in prompt order and the slowest
-        worker's seconds."""
+        worker's seconds.
+
+        ``on_start()`` is called once every worker runs this call (one-step off-policy generation
+        sends the next weights only then, so they cannot reach an engine before the call)."""
         import ray
 
         k = min(len(self.workers), len(prompts))
         bounds = [round(i * len(prompts) / k) for i in range(k + 1)]
         streams = [
-            self.workers[i].generate_stream.remote(list(prompts[bounds[i]:bounds[i + 1]]), params, bounds[i])
+            self.workers[i].generate_stream.remote(list(prompts[bounds[i]:bounds[i + 1]]), params, bounds[i],
+                                                   *((True,) if on_start is not None else ()))
             for i in range(k)
         ]
         for i in range(k):
@@ -100,6 +111,7 @@ class RolloutGroup(WorkerGroup):
         pieces: dict[int, Any] = {}
         busy = [0.0] * k
         live = dict(zip(streams, range(k)))
+        not_started = set(range(k)) if on_start is not None else set()
         while live:
             ready, _ = ray.wait(list(live), num_returns=1)
             for stream in ready:
@@ -107,6 +119,11 @@ class RolloutGroup(WorkerGroup):
                     index, out, seconds = ray.get(next(stream))
                 except StopIteration:
                     del live[stream]
+                    continue
+                if out is None:             # a worker's start notice (on_start)
+                    not_started.discard(live[stream])
+                    if not not_started:
+                        on_start()
                     continue
                 pieces[index] = out
                 busy[live[stream]] = seconds

@@ -51,14 +51,17 @@ def save_dcp(
     model: nn.Module,
     optimizer: Optional[torch.optim.Optimizer],
     worker_state: dict[str, Any],
+    trainable_only: bool = False,
 ) -> Path:
-    """Save model (+ optimizer) shards with DCP and ``worker_state`` as JSON. Collective."""
+    """Save model (+ optimizer) shards with DCP and ``worker_state`` as JSON. Collective.
+
+    ``trainable_only``: the model's frozen parameters are left out (LoRA: the adapters only)."""
     directory = Path(directory)
     if _rank() == 0:
         directory.mkdir(parents=True, exist_ok=True)
     _barrier()
     optimizers = [optimizer] if optimizer is not None else []
-    model_sd, optim_sd = get_state_dict(model, optimizers)
+    model_sd, optim_sd = _get_state(model, optimizers, trainable_only)
     state = {"model": model_sd}
     if optimizer is not None:
         state["optimizer"] = optim_sd
@@ -90,10 +93,23 @@ def read_worker_state(directory: str | os.PathLike) -> dict[str, Any]:
         raise RuntimeError(f"worker checkpoint {directory}: unreadable {WORKER_STATE_FILE}: {exc}") from exc
 
 
+def _get_state(model: nn.Module, optimizers: list, trainable_only: bool) -> tuple[dict, dict]:
+    """Model and optimizer state dicts; ``trainable_only`` keeps only the trainable parameters (a
+    frozen tied ``lm_head`` too, which torch's ``ignore_frozen_params`` misses: it is no parameter name)."""
+    model_sd, optim_sd = get_state_dict(model, optimizers, options=StateDictOptions(ignore_frozen_params=trainable_only))
+    if trainable_only:
+        trainable = {name for name, param in model.named_parameters() if param.requires_grad}
+        model_sd = {name: value for name, value in model_sd.items() if name in trainable}
+    return model_sd, optim_sd
+
+
 def load_dcp(
-    directory: str | os.PathLike, model: nn.Module, optimizer: Optional[torch.optim.Optimizer]
+    directory: str | os.PathLike, model: nn.Module, optimizer: Optional[torch.optim.Optimizer],
+    trainable_only: bool = False,
 ) -> dict[str, Any]:
     """Restore model (+ optimizer) shards saved by :func:`save_dcp`; returns the worker state. Collective.
+
+    ``trainable_only``: as saved with it (the frozen parameters keep their current values).
 
     Raises:
         FileNotFoundError: the directory, its DCP metadata or its worker_state.json is missing.
@@ -102,7 +118,7 @@ def load_dcp(
     directory = Path(directory)
     worker_state = read_worker_state(directory)
     optimizers = [optimizer] if optimizer is not None else []
-    model_sd, optim_sd = get_state_dict(model, optimizers)
+    model_sd, optim_sd = _get_state(model, optimizers, trainable_only)
     state = {"model": model_sd}
     if optimizer is not None:
         state["optimizer"] = optim_sd
@@ -113,7 +129,7 @@ def load_dcp(
             optimizers,
             model_state_dict=state["model"],
             optim_state_dict=state.get("optimizer", {}),
-            options=StateDictOptions(strict=True),
+            options=StateDictOptions(strict=not trainable_only, ignore_frozen_params=trainable_only),
         )
     except (Exception, CheckpointException) as exc:  # CheckpointException derives from BaseException
         raise RuntimeError(f"cannot restore worker checkpoint {directory}: {exc}") from exc

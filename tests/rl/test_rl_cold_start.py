@@ -32,7 +32,8 @@ def trained(monkeypatch, tmp_path):
         return out
 
     monkeypatch.setattr(rl.sft, "run_sft", fake_run_sft)
-    monkeypatch.setattr(rl.cold_start, "prepare_data", lambda cfg: SimpleNamespace(train=[{"id": "a"}], val=[]))
+    monkeypatch.setattr(rl.cold_start, "prepare_data",
+                        lambda cfg: SimpleNamespace(train=[{"id": "a", "sft_target": "t"}], val=[]))
     monkeypatch.setattr(rl.cold_start, "init_ray", lambda cfg: None)
     monkeypatch.setattr(rl.models.loading, "ensure_policy", lambda *a, **k: tmp_path / "tiny_init")
     return runs
@@ -78,3 +79,22 @@ def test_a_checkpoint_without_a_settings_record_is_not_trusted(tmp_path, trained
     assert "does not record the settings" in caplog.text
     assert trained == [5] and _trained_steps(tmp_path) == 5
     assert [json.loads((p / "config.json").read_text())["max_steps"] for p in tmp_path.glob("sft.backup-*")] == [150]
+
+
+def test_sft_samples_path_trains_on_its_train_split_not_the_runs_samples(tmp_path, monkeypatch):
+    from data.build import write_samples
+
+    seen = []
+    monkeypatch.setattr(rl.sft, "run_sft", lambda cfg, init, records: seen.append([r["id"] for r in records]) or
+                        tmp_path / "sft")
+    monkeypatch.setattr(rl.cold_start, "prepare_data", lambda cfg: pytest.fail("the run's samples were built"))
+    monkeypatch.setattr(rl.cold_start, "init_ray", lambda cfg: None)
+    monkeypatch.setattr(rl.models.loading, "ensure_policy", lambda *a, **k: tmp_path / "tiny_init")
+    teacher = {"target": "<think>t</think><answer>A</answer>"}
+    records = [{"id": i, "task": "aks", "images": [], "prompt": "p", "ground_truth": {}, "split": split,
+                "teacher_cot": teacher} for i, split in (("k1", "train"), ("k2", "val"), ("a1", "train"))]
+    cfg = _cfg(tmp_path)
+    cfg.sft.targets = "teacher"
+    cfg.sft.samples_path = str(write_samples(records, tmp_path / "cot.jsonl"))
+    ensure_sft_checkpoint(cfg)
+    assert seen == [["k1", "a1"]]
