@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from data import prompts
-from data.annotate.job import AnnotationJob, Outcome, Request
-from data.annotate.scoring import RewardScorers, plain, reward_fits, reward_for
+from data.annotate.job import Outcome, Request
+from data.annotate.scoring import ScoredJob, reward_fits, reward_for
 from rewards.errors import InvalidSampleError
 
 __all__ = ["CotJob", "COT_TASKS", "Trace", "parse_trace", "select_trace", "hint_block", "passes"]
@@ -150,21 +150,10 @@ def hint_block(sample: Mapping[str, Any]) -> str:
     return _HINT.format(answer=answer)
 
 
-class CotJob(AnnotationJob):
+class CotJob(ScoredJob):
     """Rejection-sampled teacher traces (see the module docstring)."""
 
     name = "cot"
-
-    def __init__(self, cfg: Any, model_name: str, build_models: bool = True):
-        super().__init__(cfg, model_name)
-        self.job_cfg = cfg.annotate.cot
-        self.scorers = RewardScorers(cfg.reward, build_models=build_models)
-
-    def settings(self) -> dict[str, Any]:
-        """The job's section plus what changes the scores: every reward's params and the segmenter."""
-        out = super().settings()
-        out["scoring"] = {"params": plain(self.cfg.reward.params), "segmenter": plain(self.cfg.reward.segmenter)}
-        return out
 
     def wants(self, sample: dict[str, Any]) -> bool:
         return sample.get("task") in COT_TASKS and reward_fits(sample, self.job_cfg.reward)

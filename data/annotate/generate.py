@@ -21,29 +21,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from data.annotate.job import AnnotationJob, Outcome, Request
-from data.annotate.scoring import RewardScorers, plain, reward_fits, reward_for
+from data.annotate.job import Outcome, Request
+from data.annotate.scoring import ScoredJob, plain, reward_fits, reward_for
 from rewards.errors import InvalidSampleError
 
 __all__ = ["GenerateJob"]
 
 
-class GenerateJob(AnnotationJob):
+class GenerateJob(ScoredJob):
     """n scored responses per sample (see the module docstring)."""
 
     name = "generate"
     keeps_unannotated = False  # rows are responses: a record not asked has none
-
-    def __init__(self, cfg: Any, model_name: str, build_models: bool = True):
-        super().__init__(cfg, model_name)
-        self.job_cfg = cfg.annotate.generate
-        self.scorers = RewardScorers(cfg.reward, build_models=build_models)
-
-    def settings(self) -> dict[str, Any]:
-        """The job's section plus what changes the scores: every reward's params and the segmenter."""
-        out = super().settings()
-        out["scoring"] = {"params": plain(self.cfg.reward.params), "segmenter": plain(self.cfg.reward.segmenter)}
-        return out
 
     def wants(self, sample: dict[str, Any]) -> bool:
         return reward_fits(sample, self.job_cfg.reward)

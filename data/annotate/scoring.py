@@ -15,7 +15,9 @@ import copy
 import dataclasses
 from typing import Any, Mapping
 
-__all__ = ["RewardScorers", "reward_for", "reward_fits", "plain"]
+from data.annotate.job import AnnotationJob
+
+__all__ = ["RewardScorers", "ScoredJob", "reward_for", "reward_fits", "plain"]
 
 
 def plain(obj: Any) -> Any:
@@ -97,3 +99,19 @@ class RewardScorers:
         when the reward cannot score ``sample``."""
         rows = self.get(name).score_group(responses, sample)
         return [{k: float(v) for k, v in row.items()} for row in rows]
+
+
+class ScoredJob(AnnotationJob):
+    """Base of the jobs whose answers a reward scores (``cot``, ``generate``): their config section is
+    ``annotate.<name>`` (with a ``reward`` key), scorers are built lazily per reward name."""
+
+    def __init__(self, cfg: Any, model_name: str, build_models: bool = True):
+        super().__init__(cfg, model_name)
+        self.job_cfg = getattr(cfg.annotate, self.name)
+        self.scorers = RewardScorers(cfg.reward, build_models=build_models)
+
+    def settings(self) -> dict[str, Any]:
+        """The job's section plus what changes the scores: every reward's params and the segmenter."""
+        out = super().settings()
+        out["scoring"] = {"params": plain(self.cfg.reward.params), "segmenter": plain(self.cfg.reward.segmenter)}
+        return out

@@ -17,13 +17,12 @@ import psutil
 import pytest
 
 from data.annotate.jobs import build_job
-from data.annotate.runner import plan_job, run_job
+from data.annotate.runner import plan_job
 from data.annotate.shards import shard_paths
 from data.annotate.worker import annotate_shard
 from data.build import build_samples
 from rl.config import load_config
 from rl.models.loading import ensure_policy
-from tests.ray_helpers import local_ray_cluster
 
 NUM_SAMPLES = 12
 
@@ -79,15 +78,18 @@ def _check_complete(rows: list[dict], reference: list[dict]) -> None:
     assert rows == reference
 
 
-def test_two_actor_pool_matches_in_process_shards(inputs, reference, tmp_path):
+def test_two_actor_pool_matches_in_process_shards(inputs, reference, launcher, tmp_path):
+    # In its own process: Ray keeps process-wide state (e.g. its auth token) after ray.shutdown.
     out = tmp_path / "out"
-    with local_ray_cluster(num_cpus=2):
-        summary = run_job(load_config(_overrides(inputs, out)), "generate", progress=False)
-    _check_complete(_rows(summary["output"]), reference)
-    assert summary["annotated"] == summary["done"] == NUM_SAMPLES and summary["failed"] == {}
+    log = launcher.run("launch.annotate", *_args(inputs, out))
+    assert "12 record(s) asked, 12 done, 0 retried, failed: none" in log
+    _check_complete(_rows(out / "generate.jsonl"), reference)
     pids = {json.loads(p.read_text())["worker_pid"] for p in (out / "shards").glob("*.json")}
-    assert len(pids) == 2, "both actors of the pool should have annotated shards"
-    assert json.loads((out / "summary.json").read_text())["rows"] == 2 * NUM_SAMPLES
+    assert "Ray Data actors: 2 x (1 CPU, 0 GPU)" in log
+    # Usually both actors take shards; one that starts late under load may find none left.
+    assert 1 <= len(pids) <= 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows"] == 2 * NUM_SAMPLES and summary["annotated"] == summary["done"] == NUM_SAMPLES
 
 
 def _args(inputs, out):
