@@ -215,18 +215,9 @@ def test_lora_runs_the_kl_loss_without_reference_workers():
 
 @pytest.fixture(scope="module")
 def vl_dir(tmp_path_factory) -> Path:
-    from rl.models.loading import load_policy
-    from rl.models.tiny import build_tiny_qwen25vl
+    from tests.tiny_vl import build_scaled_tiny_vl
 
-    path = build_tiny_qwen25vl(tmp_path_factory.mktemp("lora_vl") / "policy", TinyModelConfig(), image_size=112)
-    model = load_policy(path)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.ndim >= 2:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.1)
-    model.save_pretrained(str(path))
-    return path
+    return build_scaled_tiny_vl(tmp_path_factory.mktemp("lora_vl") / "policy")
 
 
 @pytest.fixture(scope="module")

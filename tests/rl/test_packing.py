@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from rl.config import ActorConfig, ModelConfig, OptimConfig, SFTConfig, TinyModelConfig
+from rl.config import ActorConfig, ModelConfig, OptimConfig, SFTConfig
 from rl.workers.batching import (balanced_rank_rows, padded_cost, plan_micro_batches, plan_token_micro_batches,
                                  row_lengths, split_even)
 from tests.rl.workers.hand import capture_step_grads
@@ -85,18 +85,9 @@ def test_balanced_rank_rows_keep_mini_batches_and_even_out_tokens():
 
 @pytest.fixture(scope="module")
 def vl_dir(tmp_path_factory) -> Path:
-    from rl.models.loading import load_policy
-    from rl.models.tiny import build_tiny_qwen25vl
+    from tests.tiny_vl import build_scaled_tiny_vl
 
-    path = build_tiny_qwen25vl(tmp_path_factory.mktemp("packing") / "policy", TinyModelConfig(), image_size=112)
-    model = load_policy(path)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.ndim >= 2:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.1)
-    model.save_pretrained(str(path))
-    return path
+    return build_scaled_tiny_vl(tmp_path_factory.mktemp("packing") / "policy")
 
 
 @pytest.fixture(scope="module")

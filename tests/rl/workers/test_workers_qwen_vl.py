@@ -9,11 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rl.config import ActorConfig, LoraConfig, ModelConfig, OptimConfig, SFTConfig, TinyModelConfig
+from rl.config import ActorConfig, LoraConfig, ModelConfig, OptimConfig, SFTConfig
 from rl.models.inputs import encode_for_training
 from rl.models.loading import load_policy, load_processor
 from rl.models.logprobs import policy_logprobs
-from rl.models.tiny import build_tiny_qwen25vl
 from torch.distributed.fsdp import FSDPModule
 from rl.workers.policy import PolicyWorker
 from tests.rl.workers.hand import assert_weights_close, capture_step_grads, hand_loss
@@ -23,16 +22,9 @@ LR = 1e-4
 
 @pytest.fixture(scope="module")
 def vl_dir(tmp_path_factory) -> Path:
-    """Tiny Qwen2.5-VL with larger weights (Qwen's 0.02 init gives near-uniform next-token distributions)."""
-    path = build_tiny_qwen25vl(tmp_path_factory.mktemp("algos_vl") / "policy", TinyModelConfig(), image_size=112)
-    model = load_policy(path)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.ndim >= 2:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.1)
-    model.save_pretrained(str(path))
-    return path
+    from tests.tiny_vl import build_scaled_tiny_vl
+
+    return build_scaled_tiny_vl(tmp_path_factory.mktemp("algos_vl") / "policy")
 
 
 @pytest.fixture(scope="module")
