@@ -8,6 +8,11 @@ difference against the synchronous scores' seed-to-seed spread and, last, the as
 of the mean step time (target <= 0.75).
 
     python benchmarks/grpo_step.py --mode async [--seeds 0 1 2] [--steps 12] [key=value ...]
+
+The default cold start (20 SFT steps) answers every prompt alike, so the scores say little; from
+the quickstart's own cold starts (``{seed}`` in an override stands for the seed)::
+
+    python benchmarks/grpo_step.py --mode async --seeds 0 1 2 --steps 12 'model.path=$PWD/runs/learning/seed_{seed}/sft'
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ def compare(seeds: list[int], steps: int, overrides: list[str], keep: bool = Fal
                          f"trainer.off_policy_steps={int(mode == 'async')}"]
                 if mode == "async":      # the same starting policy as the sync run of this seed
                     extra.append(f"model.path={work / f'sync_{seed}' / 'sft'}")
-                rows = _train(work, f"{mode}_{seed}", steps, [*extra, *overrides])
+                rows = _train(work, f"{mode}_{seed}", steps, [*extra, *(o.replace("{seed}", str(seed)) for o in overrides)])
                 if len(rows) < 3:
                     return 1
                 timed = rows[2:]

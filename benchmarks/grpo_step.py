@@ -75,38 +75,45 @@ def main() -> int:
 
 
 def bypass_comparison(steps: int, overrides: list[str], keep: bool) -> int:
-    """Two quickstart runs in one folder (same data, seed and settings), the second with
-    ``algorithm.rollout_correction.bypass_mode=true``: the rollout's log-probs stand in for the
-    old ones, so the actor's old-log-prob pass is skipped. Prints mean step time and phase times
-    of both (first step excluded as warm-up) and the ratio bypass / default last."""
+    """Quickstart runs in one folder (same data, seed and settings), with and without
+    ``algorithm.rollout_correction.bypass_mode=true`` (the rollout's log-probs stand in for the
+    old ones, so the actor's old-log-prob pass is skipped), in the order default, bypass, bypass,
+    default so that drift in the machine's load falls on both alike. Prints the median step and
+    phase times of each setting over all its runs' steps (the first step of a run excluded as
+    warm-up) and the ratio bypass / default of the median step time last."""
     import shutil
     import statistics
 
     work = Path(tempfile.mkdtemp(prefix="bench_bypass_"))
     env = dict(os.environ, RAY_TMPDIR=tempfile.mkdtemp(prefix="ray", dir="/tmp"))
-    means: dict[str, dict[str, float]] = {}
+    rows: dict[str, list[dict]] = {"default": [], "bypass": []}
     keys = ["timing_s/step", "timing_s/gen", "timing_s/old_log_prob", "timing_s/ref", "timing_s/update_actor"]
-    for name, extra in (("default", []), ("bypass", ["algorithm.rollout_correction.bypass_mode=true"])):
+    for run, name in enumerate(("default", "bypass", "bypass", "default")):
+        extra = ["algorithm.rollout_correction.bypass_mode=true"] if name == "bypass" else []
         cmd = [sys.executable, "-m", "launch.train", "recipe=quickstart", "data.root=data",
                "data.synthetic.num_videos=16", "sft.max_steps=20", f"trainer.total_steps={steps}",
                "trainer.save_freq=0", "trainer.val_freq=0", "trainer.val_before_train=false",
                "trainer.log_samples_freq=0", "trainer.export_hf=false", "tracking.wandb_mode=disabled",
-               f"trainer.run_dir=run_{name}", *overrides, *extra]
+               f"trainer.run_dir=run_{run}_{name}", *overrides, *extra]
+        if run > 0:   # one cold start for all runs
+            cmd.append(f"model.path={work / 'run_0_default' / 'sft'}")
         print("running:", " ".join(cmd[1:]), flush=True)
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
         if proc.returncode:
             print(proc.stdout[-3000:], proc.stderr[-3000:])
             return proc.returncode
-        rows = [json.loads(line) for line in (work / f"run_{name}" / "metrics.jsonl").read_text().splitlines()]
-        rows = [r for r in rows if "timing_s/step" in r][1:]          # the first step includes warm-up
-        means[name] = {k: statistics.mean(r.get(k, 0.0) for r in rows) for k in keys}
-        means[name]["critic/score/mean"] = statistics.mean(r["critic/score/mean"] for r in rows)
-    print(f"\n{'run':>8} " + " ".join(f"{k.split('/', 1)[1]:>15}" for k in means["default"]))
-    for name, row in means.items():
+        lines = (work / f"run_{run}_{name}" / "metrics.jsonl").read_text().splitlines()
+        rows[name] += [r for r in map(json.loads, lines) if "timing_s/step" in r][1:]   # first step: warm-up
+    medians = {name: {k: statistics.median(r.get(k, 0.0) for r in rs) for k in keys} for name, rs in rows.items()}
+    for name, rs in rows.items():
+        medians[name]["critic/score/mean"] = statistics.mean(r["critic/score/mean"] for r in rs)
+    print(f"\nmedians over {len(rows['default'])} steps each ({steps - 1} per run, 2 runs per setting)")
+    print(f"{'run':>8} " + " ".join(f"{k.split('/', 1)[1]:>15}" for k in medians["default"]))
+    for name, row in medians.items():
         print(f"{name:>8} " + " ".join(f"{v:>15.3f}" for v in row.values()))
-    ratio = means["bypass"]["timing_s/step"] / means["default"]["timing_s/step"]
-    print(f"\nmean step {means['bypass']['timing_s/step']:.2f}s with bypass vs "
-          f"{means['default']['timing_s/step']:.2f}s with the old-log-prob pass: ratio {ratio:.2f}x")
+    ratio = medians["bypass"]["timing_s/step"] / medians["default"]["timing_s/step"]
+    print(f"\nmedian step {medians['bypass']['timing_s/step']:.2f}s with bypass vs "
+          f"{medians['default']['timing_s/step']:.2f}s with the old-log-prob pass: ratio {ratio:.2f}x")
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -19,6 +19,11 @@ per seed, then the mean and the sample standard deviation over seeds::
 
     python benchmarks/learning.py --seeds 0 1 2 [key=value ...]
     python benchmarks/learning.py --seeds 0 1 2 --report-only      # only read existing run directories
+
+``{seed}`` in an override stands for the seed, e.g. GRPO with LoRA from each seed's full cold start::
+
+    python benchmarks/learning.py --root runs/learning_lora --seeds 0 1 2 actor.lora.rank=8 \
+        'model.path=runs/learning/seed_{seed}/sft'
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ COLUMNS = (("seed", 6), ("J&F start", 10), ("J&F end", 9), ("J&F gain", 9), ("ac
 
 
 def train_command(seed: int, root: Path, overrides: Sequence[str]) -> list[str]:
-    """The launch.train command of one seed."""
+    """The launch.train command of one seed (``{seed}`` in an override becomes the seed)."""
     return [sys.executable, "-m", "launch.train", "recipe=quickstart", f"trainer.seed={seed}",
-            f"model.tiny.seed={seed}", f"trainer.run_dir={root / f'seed_{seed}'}", f"trainer.experiment_name=learning_seed_{seed}", *overrides]
+            f"model.tiny.seed={seed}", f"trainer.run_dir={root / f'seed_{seed}'}", f"trainer.experiment_name=learning_seed_{seed}",
+            *(o.replace("{seed}", str(seed)) for o in overrides)]
 
 
 def run_seed(seed: int, root: Path, overrides: Sequence[str]) -> int:

@@ -194,8 +194,8 @@ class GRPOBatch:
         pending_rewards: the reward pool's futures while scoring runs (None once collected).
         sampling: dynamic sampling's rounds (None without dynamic sampling).
         encoded: the model's tensors (``response_mask`` (N, R), ...).
-        log_prob_futures: policy worker futures per role (``"actor"``, ``"reference"``) while
-            the log-probs are computed.
+        log_prob_futures: the log-prob passes per role (``"actor"``, ``"reference"``;
+            :class:`rl.workers.policy_group.PendingLogProbs`) while they run.
         old_log_probs: (N, R) log-probs of the responses under the actor before the update.
         ref_log_probs: (N, R) under the reference policy (None without a KL loss).
         advantages: (N, R) float32, zero on padding.
@@ -216,7 +216,7 @@ class GRPOBatch:
     pending_rewards: Optional["PendingScores"] = None
     sampling: Optional["GroupAccumulator"] = None
     encoded: Optional["EncodedBatch"] = None
-    log_prob_futures: dict[str, list[Any]] = field(default_factory=dict)
+    log_prob_futures: dict[str, Any] = field(default_factory=dict)
     old_log_probs: Optional[torch.Tensor] = None
     ref_log_probs: Optional[torch.Tensor] = None
     advantages: Optional[torch.Tensor] = None

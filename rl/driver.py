@@ -33,7 +33,6 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
@@ -49,66 +48,19 @@ from rl.config import Config, to_dict
 from rl.diversity import is_grounding_record, validation_metrics
 from rl.dynamic_sampling import GroupAccumulator, group_multiple
 from rl.metrics import perf_metrics, reward_failure_metrics, reward_metrics, step_metrics
-from rl.placement import PlacementPlan, roles_for
+from rl.groups import Groups, build_groups, build_placement
+from rl.placement import PlacementPlan
 from rl.prompt_loader import PromptLoader
 from rl.timing import PhaseTimer
 from rl.tracking import Tracker
 from rl.workers.lora import serves_adapter
+from rl.workers.policy_group import PendingLogProbs
 
 if TYPE_CHECKING:
     from rl.eval.actor import Evaluator
-    from rl.workers.policy_group import PolicyGroup
-    from rl.workers.reward_pool import PendingScores, RewardPool
-    from rl.workers.rollout_group import RolloutGroup
+    from rl.workers.reward_pool import PendingScores
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Groups:
-    """The Ray worker groups of a run (:class:`rl.workers.group.WorkerGroup` subclasses)."""
-
-    actor: PolicyGroup
-    rollout: RolloutGroup
-    reward: RewardPool
-    reference: Optional[PolicyGroup] = None
-
-    def policies(self) -> list[PolicyGroup]:
-        """The policy worker groups: the actor, and the reference when there is one."""
-        return [g for g in (self.actor, self.reference) if g is not None]
-
-    def shutdown(self) -> None:
-        for g in (self.rollout, self.reward, self.reference, self.actor):
-            if g is not None:
-                g.shutdown()
-
-
-def build_placement(cfg: Config) -> PlacementPlan:
-    """The run's placement plan (roles from :func:`rl.placement.roles_for`: reference with a KL loss,
-    evaluator when ``eval.freq > 0``)."""
-    return PlacementPlan(cfg.cluster, roles_for(cfg))
-
-
-def build_groups(cfg: Config, plan: PlacementPlan, model_path: str, reference_path: str,
-                 total_updates: int) -> Groups:
-    from rl.workers.group import bundle_options
-    from rl.workers.lora import lora_reference
-    from rl.workers.policy_group import AdapterOffReference, PolicyGroup
-    from rl.workers.reward_pool import RewardPool
-    from rl.workers.rollout_group import RolloutGroup
-
-    common = dict(model_cfg=cfg.model, actor_cfg=cfg.actor, rollout_n=cfg.rollout.n,
-                  temperature=cfg.rollout.temperature, seed=cfg.trainer.seed)
-    actor = PolicyGroup("actor", plan, model_path=model_path, total_steps=total_updates, **common)
-    reference = None
-    if "reference" in plan.slots:
-        reference = PolicyGroup("reference", plan, model_path=reference_path, **common)
-    elif lora_reference(cfg):   # LoRA: the actor ranks with the adapters disabled, no second copy
-        reference = AdapterOffReference(actor)
-    rollout = RolloutGroup(cfg.rollout, model_path, plan, model_cfg=cfg.model, device=cfg.trainer.device,
-                           seed=cfg.trainer.seed, lora=cfg.actor.lora if serves_adapter(cfg) else None)
-    reward = RewardPool(cfg.reward, bundle_options(plan, "reward"))
-    return Groups(actor=actor, rollout=rollout, reward=reward, reference=reference)
 
 
 class GRPOTrainer:
@@ -145,13 +97,17 @@ class GRPOTrainer:
         self.val_sampling = SamplingParams.from_config(self.cfg.rollout, validation=True)
         self.plan = build_placement(self.cfg)
         self.plan.create()
+        # Every group (and the evaluator) starts at once unless roles share devices (rl.groups).
         # One lr-scheduler step per update_policy call, i.e. per GRPO step.
         self.groups = build_groups(self.cfg, self.plan, self.model_path, self.reference_path,
                                    self.cfg.trainer.total_steps)
         if "evaluator" in self.plan.slots:
             from rl.eval.actor import Evaluator
 
-            self.evaluator = Evaluator(self.cfg, self.plan)
+            self.evaluator = Evaluator(self.cfg, self.plan, wait=False)
+        self.groups.ready()
+        if self.evaluator is not None:
+            self.evaluator.ready()
         state = self._maybe_resume()
         self.tracker = Tracker(
             self.run_dir, self.cfg.tracking, to_dict(self.cfg),
@@ -329,15 +285,21 @@ class GRPOTrainer:
 
     def _start_log_probs(self, batch: GRPOBatch) -> GRPOBatch:
         """Start the old (actor) and reference log-probs on the policy workers, without waiting."""
+        splits: dict[int, tuple[list[Any], Optional[list[int]]]] = {}
         with self.timer.phase("encode"):   # the shards' object-store copies count as encoding time
-            # One object-store copy per distinct world size; each rank fetches only its shard.
-            shards = {g.world_size: [_put(s) for s in g.shard(batch.encoded)] for g in self.groups.policies()}
-        ref = self.groups.reference
-        if ref is not None:
-            batch.log_prob_futures["reference"] = ref.compute_log_prob_async(shards[ref.world_size])
-        actor = self.groups.actor
+            # One object-store copy per distinct world size (both roles split alike); each rank
+            # fetches only its shard.
+            for g in self.groups.policies():
+                if g.world_size not in splits:
+                    shards, order = g.split_for_log_probs(batch.encoded)
+                    splits[g.world_size] = ([_put(s) for s in shards], order)
+        roles = {"reference": self.groups.reference}
         if not self.cfg.algorithm.rollout_correction.bypass_mode:   # bypass: the rollout's are the old log-probs
-            batch.log_prob_futures["actor"] = actor.compute_log_prob_async(shards[actor.world_size])
+            roles["actor"] = self.groups.actor
+        for role, group in roles.items():
+            if group is not None:
+                shards, order = splits[group.world_size]
+                batch.log_prob_futures[role] = PendingLogProbs(group, group.compute_log_prob_async(shards), order)
         return batch
 
     def _score(self, batch: GRPOBatch) -> GRPOBatch:
@@ -353,12 +315,11 @@ class GRPOTrainer:
             batch.old_log_probs = rollout_log_probs(batch.rollout, batch.encoded.response_mask)
         else:
             with self.timer.phase("old_log_prob"):
-                batch.old_log_probs, seconds = self.groups.actor.collect_log_probs(batch.log_prob_futures.pop("actor"))
+                batch.old_log_probs, seconds = batch.log_prob_futures.pop("actor").collect()
                 batch.add_busy("old_log_prob", seconds)
         if "reference" in batch.log_prob_futures:
             with self.timer.phase("ref"):
-                batch.ref_log_probs, seconds = self.groups.reference.collect_log_probs(
-                    batch.log_prob_futures.pop("reference"))
+                batch.ref_log_probs, seconds = batch.log_prob_futures.pop("reference").collect()
                 batch.add_busy("ref", seconds)
         apply_rollout_correction(batch, self.cfg.algorithm.rollout_correction)
         return batch.advance(Phase.LOG_PROBS)

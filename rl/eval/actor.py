@@ -209,9 +209,11 @@ class Evaluator(WorkerGroup):
             makes (and later removes) a plan holding only the evaluator pool.
         model_path: initial policy; None: ``eval.checkpoint`` (or no policy until a
             ``checkpoint_dir`` is passed).
+        wait: until the workers have started (else call :meth:`ready` later).
     """
 
-    def __init__(self, cfg: Config, plan: Optional[PlacementPlan] = None, model_path: Optional[str] = None):
+    def __init__(self, cfg: Config, plan: Optional[PlacementPlan] = None, model_path: Optional[str] = None,
+                 wait: bool = True):
         import ray
 
         if not ray.is_initialized():
@@ -227,7 +229,7 @@ class Evaluator(WorkerGroup):
         self.plan = plan
         threads = max(1, int(plan.slots["evaluator"].cpus))
         super().__init__("evaluator", EvalWorker, bundle_options(plan, "evaluator"),
-                         lambda i: (cfg, model_path, threads))
+                         lambda i: (cfg, model_path, threads), wait=wait)
 
     def submit(self, checkpoint_dir: Optional[str] = None, weights: Any = None, step: Optional[int] = None,
                out_dir: Optional[str] = None, max_videos: Optional[int] = None,

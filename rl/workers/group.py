@@ -62,7 +62,9 @@ class WorkerGroup:
     restartable = False
 
     def __init__(self, name: str, worker_cls: type, options: Sequence[dict[str, Any]],
-                 args: Callable[[int], tuple]):
+                 args: Callable[[int], tuple], wait: bool = True):
+        """Spawn one worker per entry of ``options``; ``wait``: until each has started (else call
+        :meth:`ready` later, so that several groups start at once)."""
         import ray
 
         self.name = name
@@ -72,7 +74,8 @@ class WorkerGroup:
         self._remote_cls = ray.remote(max_restarts=0)(worker_cls)
         self.workers = [self._spawn(i) for i in range(len(self._options))]
         self.generations = [0] * len(self.workers)
-        self.ping()
+        if wait:
+            self.ping()
 
     def _spawn(self, index: int) -> Any:
         return self._remote_cls.options(**self._options[index]).remote(*self._args(index))
@@ -82,6 +85,10 @@ class WorkerGroup:
         import ray
 
         ray.get([w.ping.remote() for w in self.workers])
+
+    def ready(self) -> None:
+        """Wait until every worker has started (:meth:`ping`)."""
+        self.ping()
 
     def restart(self, index: int) -> None:
         """Kill worker ``index`` and start a fresh one in the same bundle (its generation + 1)."""

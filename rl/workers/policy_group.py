@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -111,15 +112,30 @@ class PolicyGroup(WorkerGroup):
     """
 
     def __init__(self, role: str, plan: PlacementPlan, placement_role: Optional[str] = None, torch_threads: int = 1,
-                 **worker_kwargs: Any):
-        import ray
-
+                 wait: bool = True, **worker_kwargs: Any):
         options = bundle_options(plan, placement_role or role)
         world_size = len(options)
-        super().__init__(role, PolicyActor, options, lambda rank: (rank, world_size, torch_threads))
-        addr, port = ray.get(self.workers[0].address.remote())
-        ray.get([w.setup.remote(addr, port, role=role, **worker_kwargs) for w in self.workers])
+        super().__init__(role, PolicyActor, options, lambda rank: (rank, world_size, torch_threads), wait=False)
         self.worker_kwargs = worker_kwargs
+        self._setup: Optional[list[Any]] = None
+        if wait:
+            self.ready()
+
+    def start_setup(self) -> None:
+        """Start every rank's set-up (process group, model, optimizer) without waiting; needs only
+        rank 0 to be up (its address). Does nothing the second time."""
+        import ray
+
+        if self._setup is None:
+            addr, port = ray.get(self.workers[0].address.remote())
+            self._setup = [w.setup.remote(addr, port, role=self.name, **self.worker_kwargs) for w in self.workers]
+
+    def ready(self) -> None:
+        """Wait until every rank is set up (raises the Ray error of a rank that failed)."""
+        import ray
+
+        self.start_setup()
+        ray.get(self._setup)
 
     @property
     def world_size(self) -> int:
@@ -143,6 +159,15 @@ class PolicyGroup(WorkerGroup):
         """The (N, R) log-probs of the whole batch (rank shards in order) and the slowest rank's seconds."""
         parts, busy = self.gather(futures)
         return torch.cat(parts), busy
+
+    def split_for_log_probs(self, encoded: Any) -> tuple[list[Any], Optional[list[int]]]:
+        """The rank shards of a log-prob pass and the row order they follow (None: batch order).
+
+        With an actor token budget on several ranks the rows are first reordered so that the
+        ranks' token sums are balanced (a forward pass has no mini-batches to keep, so the whole
+        batch is one partition); :class:`PendingLogProbs` puts the results back in batch order."""
+        order = self._token_balanced_order(encoded, len(encoded) // max(self.world_size, 1))
+        return self.shard(encoded if order is None else encoded.select(order)), order
 
     def compute_ref_log_prob_async(self, shards: Sequence[Any]) -> list[Any]:
         """Like :meth:`compute_log_prob_async` with the LoRA adapters disabled (the base model)."""
@@ -183,14 +208,22 @@ class PolicyGroup(WorkerGroup):
         row order whose contiguous split gives the ranks similar token loads and keeps every
         sequence in its mini-batch (:func:`rl.workers.batching.balanced_rank_rows`); else None."""
         actor_cfg = self.worker_kwargs.get("actor_cfg")
-        if (self.name != "actor" or self.world_size == 1 or actor_cfg is None
-                or actor_cfg.max_tokens_per_micro_batch <= 0):
+        if self.name != "actor" or actor_cfg is None:
+            return None
+        local_mini = max(1, actor_cfg.ppo_mini_batch_size * self.worker_kwargs.get("rollout_n", 1) // self.world_size)
+        return self._token_balanced_order(encoded, local_mini)
+
+    def _token_balanced_order(self, encoded: Any, local_mini_batch_size: int) -> Optional[list[int]]:
+        """:func:`rl.workers.batching.balanced_rank_rows` flattened, when a token budget is set on
+        several ranks (``actor.max_tokens_per_micro_batch > 0``); else None (the plain split)."""
+        actor_cfg = self.worker_kwargs.get("actor_cfg")
+        if self.world_size == 1 or actor_cfg is None or actor_cfg.max_tokens_per_micro_batch <= 0:
             return None
         from rl.workers.batching import balanced_rank_rows, row_lengths
 
         prompt, response = row_lengths(encoded)
-        local_mini = max(1, actor_cfg.ppo_mini_batch_size * self.worker_kwargs.get("rollout_n", 1) // self.world_size)
-        per_rank = balanced_rank_rows([p + r for p, r in zip(prompt, response)], self.world_size, local_mini)
+        per_rank = balanced_rank_rows([p + r for p, r in zip(prompt, response)], self.world_size,
+                                      max(1, local_mini_batch_size))
         return [i for rows in per_rank for i in rows]
 
     def sft_step(self, shards: Sequence[Any], num_tokens: int) -> dict[str, float]:
@@ -245,6 +278,15 @@ class AdapterOffReference:
     def shard(self, items: Any) -> list[Any]:
         return self.actor.shard(items)
 
+    def start_setup(self) -> None:
+        """Nothing to start: the actor group starts (and is waited for) as itself."""
+
+    def ready(self) -> None:
+        """Nothing to wait for: the actor group is waited for as itself."""
+
+    def split_for_log_probs(self, encoded: Any) -> tuple[list[Any], Optional[list[int]]]:
+        return self.actor.split_for_log_probs(encoded)
+
     def compute_log_prob_async(self, shards: Sequence[Any]) -> list[Any]:
         return self.actor.compute_ref_log_prob_async(shards)
 
@@ -253,3 +295,28 @@ class AdapterOffReference:
 
     def shutdown(self) -> None:
         """Nothing to stop: the actor group is shut down as itself."""
+
+
+@dataclass
+class PendingLogProbs:
+    """A log-prob pass running on a group's ranks.
+
+    Attributes:
+        group: the group (its ``collect_log_probs`` gathers the rank results).
+        futures: one per rank, from ``compute_log_prob_async``.
+        order: the batch rows the shards hold, in shard order (from ``split_for_log_probs``;
+            None: batch order).
+    """
+
+    group: Any
+    futures: list[Any]
+    order: Optional[list[int]] = None
+
+    def collect(self) -> tuple[torch.Tensor, float]:
+        """The (N, R) log-probs in batch order and the slowest rank's seconds."""
+        values, busy = self.group.collect_log_probs(self.futures)
+        if self.order is None:
+            return values, busy
+        restored = torch.empty_like(values)
+        restored[torch.as_tensor(self.order)] = values
+        return restored, busy

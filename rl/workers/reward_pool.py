@@ -21,6 +21,7 @@ is not retried: the run stops naming the reward, the sample id and the key, or w
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -86,26 +87,32 @@ class PendingScores:
 class RewardPool(WorkerGroup):
     """A set of :class:`RewardWorker` Ray actors, worker ``i`` with ``actor_options[i]`` (its
     bundle of the placement plan's ``reward`` role). Workers are independent, so a dead or
-    stuck one is restarted on its own (:meth:`WorkerGroup.restart`)."""
+    stuck one is restarted on its own (:meth:`WorkerGroup.restart`).
+
+    Thread-safe: with one-step off-policy generation (:mod:`rl.off_policy`) the next step's groups
+    are submitted from the generation thread while the driver collects this step's; a lock keeps
+    the worker choice, the restart generations and the worker handles consistent."""
 
     restartable = True
 
-    def __init__(self, cfg: RewardConfig, actor_options: Sequence[dict[str, Any]]):
+    def __init__(self, cfg: RewardConfig, actor_options: Sequence[dict[str, Any]], wait: bool = True):
         from rewards.scorer import with_resolved_function
 
         cfg = with_resolved_function(cfg)   # workers may run in another folder
         self.cfg = cfg
-        super().__init__("reward", RewardWorker, actor_options, lambda i: (cfg,))
+        super().__init__("reward", RewardWorker, actor_options, lambda i: (cfg,), wait=wait)
         self._next = 0
+        self._lock = threading.RLock()
 
     def _dispatch(self, task: GroupTask) -> None:
-        index = self._next % len(self.workers)
-        self._next += 1
-        task.worker = index
-        task.generation = self.generations[index]
-        task.attempts += 1
-        task.submitted_at = time.monotonic()
-        task.future = self.workers[index].score_group.remote(task.responses, task.sample, task.response_lengths)
+        with self._lock:
+            index = self._next % len(self.workers)
+            self._next += 1
+            task.worker = index
+            task.generation = self.generations[index]
+            task.attempts += 1
+            task.submitted_at = time.monotonic()
+            task.future = self.workers[index].score_group.remote(task.responses, task.sample, task.response_lengths)
 
     def submit(self, groups: Sequence[tuple[list[str], dict[str, Any], list[int]]],
                pending: Optional[PendingScores] = None, first_index: int = 0) -> PendingScores:
@@ -157,9 +164,10 @@ class RewardPool(WorkerGroup):
     def _handle_failure(self, task: GroupTask, exc: Exception, pending: PendingScores, restart: bool) -> None:
         log.warning("reward group failed on worker %d (attempt %d): %s", task.worker, task.attempts, exc)
         # Several groups may have been on the same dead worker: restart it only once.
-        if restart and task.generation == self.generations[task.worker]:
-            self.restart(task.worker)
-            pending.restarts += 1
+        with self._lock:
+            if restart and task.generation == self.generations[task.worker]:
+                self.restart(task.worker)
+                pending.restarts += 1
         if task.attempts <= self.cfg.max_retries:
             self._dispatch(task)
             return

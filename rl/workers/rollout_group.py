@@ -71,14 +71,14 @@ class RolloutGroup(WorkerGroup):
     samples with seed ``seed + 1000 * i`` (its own seed stream)."""
 
     def __init__(self, cfg: RolloutConfig, model_path: str, plan: PlacementPlan, model_cfg: ModelConfig,
-                 device: str = "cpu", seed: int = 0, torch_threads: int = 1, lora: Any = None):
+                 device: str = "cpu", seed: int = 0, torch_threads: int = 1, lora: Any = None, wait: bool = True):
         options = bundle_options(plan, "rollout")
         if cfg.backend == "vllm" and cfg.vllm_python:  # actors run the vLLM environment's interpreter
             from rl.rollout.vllm_env import rollout_runtime_env
 
             options = [dict(o, runtime_env=rollout_runtime_env(cfg.vllm_python)) for o in options]
         super().__init__("rollout", RolloutActor, options,
-                         lambda i: (cfg, model_path, model_cfg, device, seed + 1000 * i, torch_threads, lora))
+                         lambda i: (cfg, model_path, model_cfg, device, seed + 1000 * i, torch_threads, lora), wait=wait)
         # generate calls sent to each worker = each backend's seed counter (checkpointed by the driver).
         self._seed_calls = [0] * len(self.workers)
 

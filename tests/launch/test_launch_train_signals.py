@@ -26,7 +26,8 @@ from types import SimpleNamespace
 import launch.train as train
 import rl.driver
 import rl.run
-from rl.driver import GRPOTrainer, Groups
+from rl.driver import GRPOTrainer
+from rl.groups import Groups
 from rl.tracking import Tracker
 
 

@@ -22,7 +22,8 @@ import torch
 
 import rl.driver
 from rl.config import ConfigError, load_config, validate
-from rl.driver import GRPOTrainer, Groups
+from rl.driver import GRPOTrainer
+from rl.groups import Groups
 from rl.models.encoded_batch import EncodedBatch
 from rl.off_policy import PENDING_FILE, STALENESS_KEYS, OneStepOffPolicyTrainer, trainer_class
 from rl.prompt_loader import PromptLoader
@@ -138,6 +139,9 @@ class _Actor:
 
     def shard(self, items):
         return list(items.split(len(items) // self.world_size))
+
+    def split_for_log_probs(self, encoded):
+        return self.shard(encoded), None
 
     def compute_log_prob_async(self, shards):
         if self.version + 1 == self.fail_log_probs_at:

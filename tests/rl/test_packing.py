@@ -224,6 +224,37 @@ def test_group_balanced_order_shards_like_balanced_rank_rows():
     assert group.balanced_order(batch) is None
 
 
+def test_log_prob_pass_balances_the_ranks_tokens_and_returns_rows_in_batch_order():
+    from rl.workers.policy_group import PendingLogProbs, PolicyGroup
+    from tests.rl.workers.text_lm import make_batch
+
+    batch = make_batch(8, prompt_len=4, response_len=12, seed=5)
+    group = object.__new__(PolicyGroup)
+    group.name, group.workers = "reference", [None, None]
+    group.worker_kwargs = {"actor_cfg": ActorConfig(ppo_mini_batch_size=2, max_tokens_per_micro_batch=64)}
+    shards, order = group.split_for_log_probs(batch)
+    assert sorted(order) == list(range(8)) and [len(s) for s in shards] == [4, 4]
+    prompt, response = row_lengths(batch)
+    tokens = [p + r for p, r in zip(prompt, response)]
+    # one partition of the whole batch (no mini-batches in a forward pass), never worse than the plain split
+    assert order == [i for rows in balanced_rank_rows(tokens, 2, 4) for i in rows]
+    rank_sums = [sum(tokens[i] for i in order[:4]), sum(tokens[i] for i in order[4:])]
+    assert abs(rank_sums[0] - rank_sums[1]) < abs(sum(tokens[:4]) - sum(tokens[4:]))   # this draw: 0 < 10
+    assert sum(rank_sums) == sum(tokens)
+
+    class Echo:   # "log-probs" that name their row: each shard row's response tokens
+        @staticmethod
+        def collect_log_probs(futures):
+            return torch.cat([s.responses.float() for s in futures]), 0.5
+
+    values, busy = PendingLogProbs(Echo(), shards, order).collect()
+    torch.testing.assert_close(values, batch.responses.float())
+    assert busy == 0.5
+    group.worker_kwargs["actor_cfg"] = ActorConfig()   # no budget: the plain split, batch order
+    shards, order = group.split_for_log_probs(batch)
+    assert order is None and torch.equal(shards[1].responses, batch.responses[4:])
+
+
 # ---------------------------------------------------------------------------- 2 gloo ranks
 
 

@@ -12,7 +12,8 @@ import torch
 
 from rl.batch import GRPOBatch, Phase
 from rl.config import TinyModelConfig, load_config
-from rl.driver import GRPOTrainer, Groups
+from rl.driver import GRPOTrainer
+from rl.groups import Groups
 from rl.prompt_loader import PromptLoader
 from rl.tracking import Tracker
 

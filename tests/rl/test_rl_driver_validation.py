@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from rl.config import load_config
-from rl.driver import GRPOTrainer, Groups
+from rl.driver import GRPOTrainer
+from rl.groups import Groups
 from rl.rollout.base import GeneratedResponse, RolloutOutput
 from rl.tracking import Tracker, read_metrics
 

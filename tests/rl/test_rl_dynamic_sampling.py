@@ -13,7 +13,8 @@ import torch
 
 from rl.batch import RolloutBatch, concat_batches
 from rl.config import ConfigError, load_config
-from rl.driver import GRPOTrainer, Groups
+from rl.driver import GRPOTrainer
+from rl.groups import Groups
 from rl.dynamic_sampling import GroupAccumulator, group_multiple, metric_values, select_groups
 from rl.prompt_loader import PromptLoader
 from rl.tracking import Tracker

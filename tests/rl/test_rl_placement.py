@@ -90,3 +90,12 @@ def test_role_notes_say_what_the_evaluator_does_or_why_a_role_is_not_placed():
     notes = role_notes(load_config(["recipe=quickstart", "trainer.val_before_train=false", "eval.max_videos=3"]))
     assert notes[0].startswith("  evaluator: every 50 steps (eval.freq), and at the last step; sampler oracle")
     assert notes[1].endswith("(synthetic, split valid), at most 3 videos")
+
+
+@pytest.mark.parametrize("cluster, shared", [("local_cpu", False), ("local_2node", False), ("1x4gpu", True),
+                                             ("1x8gpu", True), ("2x8gpu", True)])
+def test_groups_start_at_once_only_when_no_pool_holds_several_roles(cluster, shared):
+    from rl.groups import build_placement, shares_devices
+
+    plan = build_placement(load_config(["recipe=quickstart", f"cluster={cluster}"]))
+    assert shares_devices(plan) is shared   # the GPU files colocate the reference (and rollout) with the actor

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from rl.config import load_config
-from rl.driver import GRPOTrainer, Groups
+from rl.driver import GRPOTrainer
+from rl.groups import Groups
 from rl.tracking import Tracker
 
 RECORDS = [{"id": f"r{i}"} for i in range(7)]

@@ -15,7 +15,8 @@ import torch
 import rl.driver
 from rl.batch import Phase
 from rl.config import load_config
-from rl.driver import GRPOTrainer, Groups
+from rl.driver import GRPOTrainer
+from rl.groups import Groups
 from rl.models.encoded_batch import EncodedBatch
 from rl.rollout.base import GeneratedResponse, RolloutOutput
 from rl.tracking import Tracker
@@ -117,6 +118,9 @@ class _Policy:
 
     def shard(self, items):
         return list(items.split(len(items) // self.world_size))
+
+    def split_for_log_probs(self, encoded):
+        return self.shard(encoded), None
 
     def compute_log_prob_async(self, shards):
         self.events.append("start log-probs")
