@@ -46,12 +46,13 @@ def dry_run(cfg: Config, allow_missing: bool = False) -> int:
     file is an error too (exit status 2), or a warning with ``allow_missing`` (exit 0).
     """
     from rl.config import ConfigError
-    from rl.placement import PlacementPlan, role_notes, roles_for
+    from rl.groups import build_placement
+    from rl.placement import role_notes
     from rl.placement_sim import simulate
 
     print(to_yaml(cfg))
     try:
-        plan = PlacementPlan(cfg.cluster, roles_for(cfg))  # = rl.driver.build_placement, without importing torch
+        plan = build_placement(cfg)   # the trainer's own plan (rl.groups imports no torch)
         print(plan.describe())
         print("\n".join(role_notes(cfg)))
         print(simulate(plan).format())

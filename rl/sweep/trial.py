@@ -108,9 +108,10 @@ class TrialContext:
     # -------------------------------------------------------- resources
     def placement(self, cfg: Config) -> tuple[list[dict[str, float]], Any, str]:
         """(bundles, reservation, strategy) of one trial's placement group."""
-        from rl.placement import PlacementPlan, roles_for, trial_bundles, trial_strategy
+        from rl.groups import build_placement
+        from rl.placement import trial_bundles, trial_strategy
 
-        plan = PlacementPlan(cfg.cluster, roles_for(cfg))  # = rl.driver.build_placement, without importing torch
+        plan = build_placement(cfg)   # the trainer's own plan (rl.groups imports no torch)
         bundles, reservation = trial_bundles(plan, {"CPU": float(self.spec.trial_driver_cpus)})
         return bundles, reservation, trial_strategy(plan)
 
